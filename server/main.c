@@ -41,8 +41,6 @@ static const nc_cfg_setting settings[] = {
      "none|optional|require"},
     {"insecure", NC_CFG_BOOL, "false", 0, 0,
      "Serve plaintext without TLS. For local experiments only; logs a warning.", NULL},
-    {"state-dir", NC_CFG_STRING, "/var/lib/novacron", 0, 0,
-     "Directory for the server's local state.", NULL},
     {"log-level", NC_CFG_STRING, "info", 0, 0, "Minimum level of log records.",
      "debug|info|warn|error"},
     {"access-log", NC_CFG_BOOL, "true", 0, 0, "Log one record per finished call.", NULL},

@@ -400,14 +400,18 @@ int rpc_server_start(rpc_server *srv, char *bound, size_t boundlen, char *errbuf
   srv->started = true;
 
   pthread_rwlock_rdlock(&srv->arm_lock);
+  /* Methods with handlers keep several requests posted so a burst never
+   * waits for re-arming; answering UNIMPLEMENTED needs only one. */
   for (int i = 0; i < srv->ncqs; i++) {
-    for (int k = 0; k < o->requests_per_method; k++) {
-      for (size_t s = 0; s < srv->nservices; s++) {
-        for (size_t m = 0; m < srv->services[s]->nmethods; m++)
-          rpc_call_post(srv, &srv->cqs[i], &srv->services[s]->methods[m]);
+    for (size_t s = 0; s < srv->nservices; s++) {
+      for (size_t m = 0; m < srv->services[s]->nmethods; m++) {
+        rpc_method *rm = &srv->services[s]->methods[m];
+        int depth = rm->row.handler ? o->requests_per_method : 1;
+        for (int k = 0; k < depth; k++)
+          rpc_call_post(srv, &srv->cqs[i], rm);
       }
-      rpc_call_post(srv, &srv->cqs[i], NULL); /* unknown methods */
     }
+    rpc_call_post(srv, &srv->cqs[i], NULL); /* unknown methods */
   }
   pthread_rwlock_unlock(&srv->arm_lock);
   for (int i = 0; i < srv->ncqs; i++) {

@@ -1,9 +1,9 @@
 /* test_config.c - layered configuration: precedence, validation, errors. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +23,8 @@ static const nc_cfg_setting defs[] = {
 
 static nc_cfg_result load(char **argv, char **env, nc_cfg **out, char *err) {
   int argc = 0;
-  while (argv[argc]) argc++;
+  while (argv[argc])
+    argc++;
   return nc_cfg_load(defs, NDEFS, argc, argv, env, out, err, 512);
 }
 
@@ -51,8 +52,9 @@ static void defaults_apply(void **state) {
 }
 
 static void flags_override_env_override_file(void **state) {
-  char *path = write_file("# comment\nlisten = 10.0.0.1:1\nworkers = 3\ntls_cert = /f/cert\n"
-                          "log-level = debug\n");
+  char *path = write_file(
+      "# comment\nlisten = 10.0.0.1:1\nworkers = 3\ntls_cert = /f/cert\n"
+      "log-level = debug\n");
   char cfgenv[300];
   snprintf(cfgenv, sizeof(cfgenv), "NOVACRON_CONFIG=%s", path);
   char *argv[] = {"prog", "--workers", "7", NULL};

@@ -3,11 +3,11 @@
  * service is dispatchable, rows are checked against the descriptor set, and
  * methods without a handler answer UNIMPLEMENTED (handler NULL).
  */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -81,8 +81,8 @@ static void rows_must_match_the_proto(void **state) {
   rpc_server *srv = new_server();
   char err[256];
   const rpc_method_row wrong_kind[] = {{"WatchEvents", RPC_UNARY, dummy, 0}};
-  assert_int_equal(rpc_server_add_service(srv, &novacron__v1__event_service__descriptor,
-                                          wrong_kind, 1, NULL, err, sizeof(err)),
+  assert_int_equal(rpc_server_add_service(srv, &novacron__v1__event_service__descriptor, wrong_kind,
+                                          1, NULL, err, sizeof(err)),
                    -1);
   assert_non_null(strstr(err, "WatchEvents"));
   const rpc_method_row unknown[] = {{"Frobnicate", RPC_UNARY, dummy, 0}};
@@ -107,8 +107,8 @@ static void rows_must_match_the_proto(void **state) {
   row = rpc_server_lookup(srv, "/novacron.v1.VmService/CreateVm");
   assert_non_null(row);
   assert_null(row->handler);
-  assert_int_equal(rpc_server_add_service(srv, &novacron__v1__vm_service__descriptor, NULL, 0,
-                                          NULL, err, sizeof(err)),
+  assert_int_equal(rpc_server_add_service(srv, &novacron__v1__vm_service__descriptor, NULL, 0, NULL,
+                                          err, sizeof(err)),
                    -1);
   assert_non_null(strstr(err, "registered twice"));
   rpc_server_destroy(srv);

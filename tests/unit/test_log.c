@@ -1,10 +1,10 @@
 /* test_log.c - structured log records are one valid JSON object per line. */
+#include <cmocka.h>
+#include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-#include <jansson.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,7 +21,8 @@ static size_t capture(void (*emit)(void)) {
   close(fds[1]);
   size_t n = 0;
   ssize_t r;
-  while ((r = read(fds[0], out + n, sizeof(out) - 1 - n)) > 0) n += (size_t)r;
+  while ((r = read(fds[0], out + n, sizeof(out) - 1 - n)) > 0)
+    n += (size_t)r;
   close(fds[0]);
   out[n] = '\0';
   return n;

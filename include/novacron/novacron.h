@@ -1,0 +1,197 @@
+/*
+ * novacron.h - libnovacron, the NovaCron C SDK. This directory is the
+ * SDK's whole public surface; sdk/ implements it and novactl uses nothing
+ * else.
+ *
+ * Model: an opaque nc_client owns one gRPC channel (TLS by default) and is
+ * safe to share between threads. Requests and responses are the protobuf-c
+ * messages generated from proto/novacron/v1 (installed next to this header
+ * under novacron/gen/). Every function returns an nc_status; when a call
+ * reached the server and failed there, the gRPC code and message are in the
+ * nc_error passed in (optional: NULL is allowed).
+ *
+ * Memory: responses are allocated by the SDK; release them with
+ * nc_message_free(). Strings passed in are copied.
+ */
+#ifndef NOVACRON_NOVACRON_H
+#define NOVACRON_NOVACRON_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NC_API __attribute__((visibility("default")))
+
+/* ---- versions ---- */
+
+#define NC_VERSION_MAJOR 0
+#define NC_VERSION_MINOR 1
+#define NC_VERSION_PATCH 0
+
+/* The library's version string, e.g. "0.1.0". Added in 0.1. */
+NC_API const char *nc_version(void);
+
+/* ---- status codes (append-only: values never change meaning) ---- */
+
+typedef enum nc_status {
+  NC_OK = 0,
+  NC_ERR_INVALID_ARGUMENT = 1, /* a bad argument to an SDK function */
+  NC_ERR_NO_MEMORY = 2,
+  NC_ERR_TLS = 3,           /* TLS material could not be loaded */
+  NC_ERR_RPC = 4,           /* the call failed with a gRPC status: see nc_error */
+  NC_ERR_DECODE = 5,        /* the response was not a valid message */
+  NC_ERR_END_OF_STREAM = 6, /* nc_stream_next: the stream ended with OK */
+  NC_ERR_CLOSED = 7,        /* the client or stream was closed */
+  NC_ERR_IO = 8,            /* a local file could not be read */
+  NC_ERR_NOT_FOUND = 9,     /* a local lookup found nothing */
+} nc_status;
+
+/* A static English description of a status ("RPC failed", ...). Never NULL. */
+NC_API const char *nc_strerror(nc_status status);
+
+/* gRPC status codes, as carried in nc_error.code (same numbering). */
+typedef enum nc_grpc_code {
+  NC_GRPC_OK = 0,
+  NC_GRPC_CANCELLED = 1,
+  NC_GRPC_UNKNOWN = 2,
+  NC_GRPC_INVALID_ARGUMENT = 3,
+  NC_GRPC_DEADLINE_EXCEEDED = 4,
+  NC_GRPC_NOT_FOUND = 5,
+  NC_GRPC_ALREADY_EXISTS = 6,
+  NC_GRPC_PERMISSION_DENIED = 7,
+  NC_GRPC_RESOURCE_EXHAUSTED = 8,
+  NC_GRPC_FAILED_PRECONDITION = 9,
+  NC_GRPC_ABORTED = 10,
+  NC_GRPC_OUT_OF_RANGE = 11,
+  NC_GRPC_UNIMPLEMENTED = 12,
+  NC_GRPC_INTERNAL = 13,
+  NC_GRPC_UNAVAILABLE = 14,
+  NC_GRPC_DATA_LOSS = 15,
+  NC_GRPC_UNAUTHENTICATED = 16,
+} nc_grpc_code;
+
+/* "OK", "INVALID_ARGUMENT", ...; "UNKNOWN_CODE" out of range. */
+NC_API const char *nc_grpc_code_name(int code);
+
+/* Details of a failure. `code` is the gRPC status code (NC_GRPC_*) when the
+ * status is NC_ERR_RPC, else NC_GRPC_UNKNOWN with a local explanation in
+ * `message`. `request_id` is the server's x-request-id when known (quote it
+ * when reporting a problem). */
+typedef struct nc_error {
+  int code;
+  char message[512];
+  char request_id[40];
+} nc_error;
+
+/* ---- client options ---- */
+
+typedef struct nc_options nc_options;
+
+NC_API nc_status nc_options_new(nc_options **out);
+NC_API void nc_options_free(nc_options *opts);
+/* "host:port" (required). */
+NC_API nc_status nc_options_set_target(nc_options *opts, const char *target);
+/* PEM file of CA certificates that sign the server certificate. Without it
+ * the system roots are used. */
+NC_API nc_status nc_options_set_tls_ca_file(nc_options *opts, const char *path);
+/* Client certificate and key (PEM files) for mTLS. */
+NC_API nc_status nc_options_set_tls_client_cert(nc_options *opts, const char *cert_path,
+                                                const char *key_path);
+/* Overrides the name checked against the server certificate. */
+NC_API nc_status nc_options_set_tls_server_name(nc_options *opts, const char *name);
+/* Plaintext; only for servers started with --insecure. */
+NC_API nc_status nc_options_set_insecure(nc_options *opts, bool insecure);
+/* Sends "authorization: Bearer <token>" on every call (an access token or
+ * an API key). NULL clears it. */
+NC_API nc_status nc_options_set_bearer_token(nc_options *opts, const char *token);
+/* Deadline applied to calls that do not set their own; 0 means none.
+ * Default 30000 ms. */
+NC_API nc_status nc_options_set_default_deadline_ms(nc_options *opts, int64_t ms);
+/* Prefixed to the gRPC user agent. */
+NC_API nc_status nc_options_set_user_agent(nc_options *opts, const char *user_agent);
+
+/* ---- the client ---- */
+
+typedef struct nc_client nc_client;
+
+/* Creates a client; connects lazily on the first call. The options are
+ * copied: free them whenever convenient. */
+NC_API nc_status nc_client_new(const nc_options *opts, nc_client **out, nc_error *err);
+/* Cancels nothing; waits for nothing. Call after every call and stream on
+ * it has ended. */
+NC_API void nc_client_free(nc_client *client);
+/* Replaces the bearer token for later calls (thread-safe). */
+NC_API nc_status nc_client_set_bearer_token(nc_client *client, const char *token);
+
+/* Per-call settings; pass NULL for the defaults. */
+typedef struct nc_call_options {
+  int64_t deadline_ms;    /* 0: the client's default; < 0: no deadline */
+  const char *request_id; /* sent as x-request-id; NULL: none */
+} nc_call_options;
+
+/* ---- generic calls (used by the typed wrappers; usable for any method) ---- */
+
+/* Calls a unary method, e.g. "/grpc.health.v1.Health/Check". On NC_OK
+ * *response is a message of type `response_type`; free it with
+ * nc_message_free(). */
+NC_API nc_status nc_call_unary(nc_client *client, const char *method,
+                               const ProtobufCMessage *request,
+                               const ProtobufCMessageDescriptor *response_type,
+                               ProtobufCMessage **response, const nc_call_options *call_opts,
+                               nc_error *err);
+
+typedef struct nc_stream nc_stream;
+
+/* Starts a server-streaming call. */
+NC_API nc_status nc_call_server_stream(nc_client *client, const char *method,
+                                       const ProtobufCMessage *request,
+                                       const ProtobufCMessageDescriptor *response_type,
+                                       nc_stream **out, const nc_call_options *call_opts,
+                                       nc_error *err);
+/* Waits for the next message. NC_OK: *message set (free with
+ * nc_message_free); NC_ERR_END_OF_STREAM: the server ended the stream with
+ * OK; NC_ERR_RPC: it ended with an error (in err). `timeout_ms` < 0 waits
+ * until the call's deadline; a timeout returns NC_ERR_RPC with
+ * DEADLINE_EXCEEDED without ending the stream. */
+NC_API nc_status nc_stream_next(nc_stream *stream, ProtobufCMessage **message, int64_t timeout_ms,
+                                nc_error *err);
+/* Cancels the call (the server sees CANCELLED). Safe from another thread. */
+NC_API void nc_stream_cancel(nc_stream *stream);
+/* Cancels if still running and releases the stream. */
+NC_API void nc_stream_free(nc_stream *stream);
+
+/* Frees a message returned by the SDK. NULL is ignored. */
+NC_API void nc_message_free(ProtobufCMessage *message);
+
+/* ---- typed wrappers: grpc.health.v1.Health ---- */
+
+typedef enum nc_health_status {
+  NC_HEALTH_UNKNOWN = 0,
+  NC_HEALTH_SERVING = 1,
+  NC_HEALTH_NOT_SERVING = 2,
+  NC_HEALTH_SERVICE_UNKNOWN = 3,
+} nc_health_status;
+
+/* "UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN". */
+NC_API const char *nc_health_status_name(nc_health_status status);
+
+/* Health.Check for `service` ("" or NULL: the whole server). */
+NC_API nc_status nc_health_check(nc_client *client, const char *service, nc_health_status *status,
+                                 const nc_call_options *call_opts, nc_error *err);
+/* Health.Watch: a stream of grpc.health.v1.HealthCheckResponse messages;
+ * nc_health_watch_next() unwraps each into a status. */
+NC_API nc_status nc_health_watch(nc_client *client, const char *service, nc_stream **out,
+                                 const nc_call_options *call_opts, nc_error *err);
+NC_API nc_status nc_health_watch_next(nc_stream *stream, nc_health_status *status,
+                                      int64_t timeout_ms, nc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

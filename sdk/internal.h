@@ -1,0 +1,139 @@
+/*
+ * internal.h - libnovacron's private declarations: the structs behind the
+ * opaque handles, their magic numbers, and the helpers the files in sdk/
+ * share (error filling, PEM loading, message coding, call metadata).
+ *
+ * Nothing here is installed or visible outside the library: every symbol is
+ * hidden (-fvisibility=hidden); only NC_API functions are exported.
+ */
+#ifndef NOVACRON_SDK_INTERNAL_H
+#define NOVACRON_SDK_INTERNAL_H
+
+#include <grpc/grpc.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+
+#include "novacron/novacron.h"
+
+/* Magic numbers checked at every entry point; cleared when freed. */
+#define NC_OPTIONS_MAGIC 0x4e434f50u /* "NCOP" */
+#define NC_CLIENT_MAGIC 0x4e43434cu  /* "NCCL" */
+#define NC_STREAM_MAGIC 0x4e435354u  /* "NCST" */
+
+#define NC_DEFAULT_DEADLINE_MS 30000
+#define NC_MAX_RECV_MESSAGE_BYTES (64 * 1024 * 1024)
+#define NC_MAX_PEM_BYTES (1024 * 1024)
+/* Extra time a completion-queue wait gets beyond the call's deadline: the
+ * core ends the call at its deadline, so the batch always completes first. */
+#define NC_PLUCK_SLACK_MS 5000
+
+struct nc_options {
+  unsigned magic;
+  char *target;
+  char *ca_file;
+  char *cert_file;
+  char *key_file;
+  char *server_name;
+  char *token;
+  char *user_agent;
+  bool insecure;
+  int64_t default_deadline_ms;
+};
+
+struct nc_client {
+  unsigned magic;
+  grpc_channel *channel;
+  int64_t default_deadline_ms;
+  pthread_mutex_t token_mu; /* guards token */
+  char *token;
+};
+
+/* What a call sends in its initial metadata; owned by the call. */
+typedef struct nc_outgoing_md {
+  grpc_metadata md[2];
+  size_t count;
+} nc_outgoing_md;
+
+/* The state of the stream's reads. */
+typedef enum nc_stream_state {
+  NC_STREAM_READING, /* messages may still arrive */
+  NC_STREAM_ENDED,   /* the final status was returned; nothing more */
+} nc_stream_state;
+
+struct nc_stream {
+  unsigned magic;
+  grpc_call *call;
+  grpc_completion_queue *cq;
+  const ProtobufCMessageDescriptor *response_type;
+  gpr_timespec deadline; /* the call's, on GPR_CLOCK_MONOTONIC */
+  nc_stream_state state;
+
+  /* batches in flight; each is plucked exactly once before the stream goes */
+  bool start_pending;  /* send metadata + message + close, recv metadata */
+  bool recv_pending;   /* one RECV_MESSAGE */
+  bool status_pending; /* RECV_STATUS_ON_CLIENT, started with the call */
+  bool start_ok;
+
+  nc_outgoing_md out_md;
+  grpc_byte_buffer *request;
+  grpc_byte_buffer *response;
+  grpc_metadata_array initial_md;
+  grpc_metadata_array trailing_md;
+  grpc_status_code status;
+  grpc_slice status_details;
+  char request_id[40];
+};
+
+/* ---- errors (status.c) ---- */
+
+/* Resets *err (may be NULL) to "no error". */
+void nc_error_clear(nc_error *err);
+/* Fills *err (may be NULL) with a local failure: code UNKNOWN and a printf
+ * message. Returns `status` so callers can `return nc_fail(...)`. */
+nc_status nc_fail(nc_error *err, nc_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Fills *err from a finished call's status. Returns NC_OK for OK, else
+ * NC_ERR_RPC. */
+nc_status nc_fail_rpc(nc_error *err, grpc_status_code code, const grpc_slice *details,
+                      const char *request_id);
+
+/* ---- client helpers (client.c) ---- */
+
+/* Copies the client's current bearer token into a fresh "Bearer ..."
+ * string (*out stays NULL without a token). */
+nc_status nc_client_authorization(nc_client *client, char **out);
+/* The absolute deadline of a call from its options and the client. */
+gpr_timespec nc_client_deadline(const nc_client *client, const nc_call_options *call_opts);
+/* True for a string that may go in an ASCII metadata value. */
+bool nc_metadata_value_ok(const char *value);
+
+/* ---- call helpers (call.c) ---- */
+
+/* Validates the common arguments of nc_call_unary/nc_call_server_stream. */
+nc_status nc_call_check_args(nc_client *client, const char *method, const ProtobufCMessage *request,
+                             const ProtobufCMessageDescriptor *response_type, const void *out,
+                             const nc_call_options *call_opts, nc_error *err);
+/* Serialises a message into a new byte buffer. */
+nc_status nc_message_encode(const ProtobufCMessage *msg, grpc_byte_buffer **out, nc_error *err);
+/* Parses a received byte buffer as `type`. */
+nc_status nc_message_decode(grpc_byte_buffer *buf, const ProtobufCMessageDescriptor *type,
+                            ProtobufCMessage **out, nc_error *err);
+/* Builds the initial metadata of a call (authorization, x-request-id). */
+nc_status nc_outgoing_md_init(nc_outgoing_md *md, nc_client *client,
+                              const nc_call_options *call_opts, nc_error *err);
+void nc_outgoing_md_destroy(nc_outgoing_md *md);
+/* Copies x-request-id from initial or trailing metadata into buf[40]. */
+void nc_capture_request_id(const grpc_metadata_array *initial, const grpc_metadata_array *trailing,
+                           char *buf, size_t len);
+/* Creates the grpc_call for `method` on `cq`. */
+nc_status nc_call_create(nc_client *client, const char *method, grpc_completion_queue *cq,
+                         gpr_timespec deadline, grpc_call **out, nc_error *err);
+/* Waits for the batch tagged `tag` until `until` (monotonic). False on
+ * timeout: the batch is still pending. */
+bool nc_cq_wait(grpc_completion_queue *cq, void *tag, gpr_timespec until, bool *ok);
+/* Shuts down, drains and destroys a pluck queue with nothing pending. */
+void nc_cq_destroy(grpc_completion_queue *cq);
+/* `deadline` plus the pluck slack (infinite stays infinite). */
+gpr_timespec nc_deadline_with_slack(gpr_timespec deadline);
+
+#endif

@@ -1,0 +1,23 @@
+# SDK tests (included from tests/CMakeLists.txt, which provides
+# PkgConfig::CMOCKA, the `certs` fixture and NC_TEST_ENV):
+#   unit.sdk                 libnovacron without a server
+#   integration.sdk_health   libnovacron against the real server
+# nc_test_harness (integration/harness.c) starts and stops a real server;
+# every integration test can link it.
+add_executable(test_sdk ${CMAKE_CURRENT_LIST_DIR}/unit/test_sdk.c)
+target_link_libraries(test_sdk PRIVATE novacron PkgConfig::CMOCKA)
+add_test(NAME unit.sdk COMMAND test_sdk)
+set_tests_properties(unit.sdk PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${NC_TEST_ENV}")
+
+add_library(nc_test_harness STATIC ${CMAKE_CURRENT_LIST_DIR}/integration/harness.c)
+target_include_directories(nc_test_harness PUBLIC ${CMAKE_CURRENT_LIST_DIR}/integration)
+
+add_executable(test_sdk_health ${CMAKE_CURRENT_LIST_DIR}/integration/test_sdk_health.c)
+target_link_libraries(test_sdk_health PRIVATE nc_test_harness novacron PkgConfig::CMOCKA
+                                              Threads::Threads)
+add_test(NAME integration.sdk_health COMMAND test_sdk_health)
+set_tests_properties(integration.sdk_health PROPERTIES
+  LABELS integration
+  TIMEOUT 180
+  FIXTURES_REQUIRED certs
+  ENVIRONMENT "NC_SERVER_BIN=$<TARGET_FILE:novacron-server>;NC_CERT_DIR=${CMAKE_BINARY_DIR}/test-certs;${NC_TEST_ENV}")
