@@ -1,9 +1,9 @@
 /* test_arena.c - the per-call allocator: alignment, growth, big blocks. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
 #include <string.h>
 
 #include "rpc/arena.h"

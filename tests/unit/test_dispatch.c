@@ -3,11 +3,11 @@
  * service is dispatchable, rows are checked against the descriptor set, and
  * methods without a handler answer UNIMPLEMENTED (handler NULL).
  */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
 #include <string.h>
 
 #include "api/api.h"

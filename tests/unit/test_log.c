@@ -1,10 +1,10 @@
 /* test_log.c - structured log records are one valid JSON object per line. */
-#include <cmocka.h>
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
 #include <string.h>
 #include <unistd.h>
 

@@ -1,10 +1,10 @@
 /* test_status.c - gRPC status names, both directions. */
-#include <cmocka.h>
 #include <grpc/status.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
 #include <string.h>
 
 #include "rpc/rpc.h"
