@@ -17,7 +17,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-
 #include "harness.h"
 #include "novacron/novacron.h"
 #include "novacron/v1/vm.pb-c.h"

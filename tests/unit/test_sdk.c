@@ -17,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #include "grpc/health/v1/health.pb-c.h"
 #include "novacron/novacron.h"
 
