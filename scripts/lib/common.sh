@@ -5,7 +5,7 @@ NC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 # Debian packages the build, the tests and scripts/run need (DESIGN.md §2).
 NC_DEB_PACKAGES=(
-  build-essential cmake pkg-config git ca-certificates openssl
+  build-essential cmake pkg-config git ca-certificates openssl clang-format
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler grpc-proto
   libinih-dev libjansson-dev libssl-dev
   libcmocka-dev python3 python3-grpcio python3-protobuf protobuf-compiler-grpc
