@@ -532,11 +532,16 @@ static void run_handler(rpc_call *c) {
   case RPC_SERVER_STREAMING:
     code = row->handler(c, c->request, NULL, ctx);
     if (code == RPC_PENDING) {
+      /* Registered under c->mu so on_close cannot run between the check and
+       * the registration; refused once shutdown has begun, since the
+       * shutdown sweep of open streams may already be over. */
       pthread_mutex_lock(&c->mu);
       bool open = !c->finish_requested && !c->status_started && !atomic_load(&c->closed);
-      c->stream_open = open;
+      bool registered = open && rpc_server_stream_opened(c->srv, c);
+      c->stream_open = registered;
       pthread_mutex_unlock(&c->mu);
-      if (open) rpc_server_stream_opened(c->srv, c);
+      if (open && !registered)
+        stream_finish_text(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
     } else {
       stream_finish_text(c, code, fail_text(c, code));
     }
@@ -690,10 +695,9 @@ static void on_close(rpc_call *c) {
   pthread_mutex_lock(&c->mu);
   c->done_ran = true;
   int n = c->ndone;
-  bool was_open = c->stream_open;
+  if (c->stream_open) rpc_server_stream_closed(c->srv, c);
   c->stream_open = false;
   pthread_mutex_unlock(&c->mu);
-  if (was_open) rpc_server_stream_closed(c->srv, c);
   for (int i = 0; i < n; i++)
     c->done[i].fn(c, c->done[i].arg);
 }

@@ -179,7 +179,9 @@ int rpc_reflection_method_kind(const rpc_reflection *r, const char *service_full
 
 /* server.c */
 void rpc_server_call_released(rpc_server *srv);
-void rpc_server_stream_opened(rpc_server *srv, rpc_call *call);
+/* Adds a stream to the open list (called with the call's mutex held);
+ * false once shutdown has begun: the caller ends the stream itself. */
+bool rpc_server_stream_opened(rpc_server *srv, rpc_call *call);
 void rpc_server_stream_closed(rpc_server *srv, rpc_call *call);
 
 #endif

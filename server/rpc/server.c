@@ -435,14 +435,19 @@ void rpc_server_call_released(rpc_server *srv) {
   pthread_mutex_unlock(&srv->mu);
 }
 
-void rpc_server_stream_opened(rpc_server *srv, rpc_call *call) {
+bool rpc_server_stream_opened(rpc_server *srv, rpc_call *call) {
   pthread_mutex_lock(&srv->mu);
+  if (atomic_load(&srv->draining)) {
+    pthread_mutex_unlock(&srv->mu);
+    return false;
+  }
   call->open_prev = NULL;
   call->open_next = srv->open_streams;
   if (srv->open_streams) srv->open_streams->open_prev = call;
   srv->open_streams = call;
   call->in_open_list = true;
   pthread_mutex_unlock(&srv->mu);
+  return true;
 }
 
 void rpc_server_stream_closed(rpc_server *srv, rpc_call *call) {
@@ -485,7 +490,9 @@ static bool no_calls(rpc_server *srv) { return srv->live_calls == 0; }
 
 void rpc_server_shutdown(rpc_server *srv, int grace_ms) {
   if (!srv->started) return;
-  atomic_store(&srv->draining, true);
+  pthread_mutex_lock(&srv->mu);
+  atomic_store(&srv->draining, true); /* under mu: see rpc_server_stream_opened */
+  pthread_mutex_unlock(&srv->mu);
   rpc_health_shutdown(srv->health);
 
   /* End open streams (health watches, event feeds) after what is queued. */
