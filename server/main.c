@@ -58,6 +58,10 @@ static const nc_cfg_setting settings[] = {
      "Messages buffered per stream before a slow consumer is cut off.", NULL},
     {"shutdown-grace-ms", NC_CFG_INT, "10000", 0, 600000,
      "How long in-flight calls may drain on shutdown before they are cancelled.", NULL},
+    {"shutdown-delay-ms", NC_CFG_INT, "0", 0, 600000,
+     "On shutdown, report NOT_SERVING for this long while still serving, so load balancers "
+     "move away before calls are refused.",
+     NULL},
     {"ready-file", NC_CFG_STRING, NULL, 0, 0,
      "Write the bound address here once serving (for scripts and tests).", NULL},
 };
@@ -127,6 +131,7 @@ int main(int argc, char **argv) {
       .max_recv_message_bytes = (int)nc_cfg_int(cfg, "max-recv-message-bytes"),
       .max_send_message_bytes = (int)nc_cfg_int(cfg, "max-send-message-bytes"),
       .stream_queue_limit = (int)nc_cfg_int(cfg, "stream-queue"),
+      .shutdown_delay_ms = (int)nc_cfg_int(cfg, "shutdown-delay-ms"),
       .protoset = nc_protoset,
       .protoset_len = nc_protoset_len,
   };

@@ -21,3 +21,7 @@ set_tests_properties(integration.sdk_health PROPERTIES
   TIMEOUT 180
   FIXTURES_REQUIRED certs
   ENVIRONMENT "NC_SERVER_BIN=$<TARGET_FILE:novacron-server>;NC_CERT_DIR=${CMAKE_BINARY_DIR}/test-certs;${NC_TEST_ENV}")
+
+# A test server for the runtime itself (driven by tests/e2e/test_runtime.py).
+add_executable(runtime_server integration/runtime_server.c)
+target_link_libraries(runtime_server PRIVATE nc_rpc nc_util)

@@ -28,6 +28,7 @@ void rpc_arena_init(rpc_arena *a) {
 }
 
 void *rpc_arena_alloc(rpc_arena *a, size_t size) {
+  if (size > SIZE_MAX / 2) return NULL; /* ALIGN16 and the block header cannot overflow */
   size_t need = ALIGN16(size ? size : 1);
   uintptr_t base = (uintptr_t)a->inline_buf;
   size_t pad = ALIGN16(base) - base;

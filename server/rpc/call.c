@@ -38,6 +38,7 @@ rpc_call *rpc_call_new(rpc_server *srv, rpc_cq *cq, rpc_method *method) {
   atomic_init(&c->cancelled, false);
   atomic_init(&c->closed, false);
   pthread_mutex_init(&c->mu, NULL);
+  pthread_cond_init(&c->room, NULL);
   c->t_new = (rpc_tag){c, TAG_NEW_CALL};
   c->t_close = (rpc_tag){c, TAG_CLOSE};
   c->t_send = (rpc_tag){c, TAG_SEND};
@@ -95,6 +96,7 @@ static void destroy(rpc_call *c) {
   free(c->final_msg);
   rpc_arena_release(&c->arena);
   pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->room);
   free(c);
   rpc_server_call_released(srv);
 }
@@ -155,20 +157,54 @@ static void add_initial_md_locked(rpc_call *c, grpc_op *op) {
   c->initial_md_sent = true;
 }
 
-/* Starts the batch that ends the call: initial metadata if not yet sent, an
- * optional last message, the status. Called with c->mu held. Takes
- * ownership of `msg`. */
-static void start_final_locked(rpc_call *c, grpc_byte_buffer *msg, int code, const char *text) {
-  if (c->status_started) {
-    if (msg) grpc_byte_buffer_destroy(msg);
+static void enqueue_locked(rpc_call *c, grpc_byte_buffer *bb) {
+  rpc_out_msg *m = malloc(sizeof(*m));
+  if (!m) {
+    grpc_byte_buffer_destroy(bb);
     return;
   }
-  c->status_started = true;
+  m->buf = bb;
+  m->next = NULL;
+  if (c->q_tail)
+    c->q_tail->next = m;
+  else
+    c->q_head = m;
+  c->q_tail = m;
+  c->q_len++;
+}
+
+static void set_final_locked(rpc_call *c, int code, const char *text) {
+  /* a handler bug must not put a code outside gRPC's range on the wire */
+  if (code < GRPC_STATUS_OK || code > GRPC_STATUS_UNAUTHENTICATED) {
+    nc_log(NC_LOG_ERROR, "handler returned an invalid status code", LKV_I("code", code),
+           LKV_S("method", rpc_call_method(c)));
+    code = GRPC_STATUS_INTERNAL;
+    text = "internal error";
+  }
   c->final_code = code;
   if (c->final_msg != text) {
     free(c->final_msg);
     c->final_msg = strdup(text ? text : "");
   }
+}
+
+/* Ends the call: initial metadata if not yet sent, an optional last
+ * message, the status. Called with c->mu held; takes ownership of `msg`.
+ * While a stream message is on the wire, the end is recorded and sent by
+ * on_send_done after the queue has drained, so the status never overtakes
+ * messages. */
+static void start_final_locked(rpc_call *c, grpc_byte_buffer *msg, int code, const char *text) {
+  if (c->status_started) {
+    if (msg) grpc_byte_buffer_destroy(msg);
+    return;
+  }
+  set_final_locked(c, code, text);
+  if (c->send_inflight) {
+    if (msg) enqueue_locked(c, msg);
+    c->finish_requested = true;
+    return;
+  }
+  c->status_started = true;
   c->final_details = slice_from(c->final_msg);
   grpc_op ops[3];
   size_t n = 0;
@@ -180,13 +216,16 @@ static void start_final_locked(rpc_call *c, grpc_byte_buffer *msg, int code, con
     n++;
   }
   ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-  ops[n].data.send_status_from_server.status = (grpc_status_code)code;
+  ops[n].data.send_status_from_server.status = (grpc_status_code)c->final_code;
   ops[n].data.send_status_from_server.status_details = &c->final_details;
   ops[n].data.send_status_from_server.trailing_metadata_count = (size_t)c->ntrailers;
   ops[n].data.send_status_from_server.trailing_metadata = c->trailers;
   n++;
   c->payload_out = msg;
-  start_batch(c, ops, n, &c->t_status);
+  if (!start_batch(c, ops, n, &c->t_status)) {
+    /* never leave the client waiting for its deadline */
+    grpc_call_cancel_with_status(c->call, GRPC_STATUS_INTERNAL, "internal error", NULL);
+  }
 }
 
 static void finish(rpc_call *c, grpc_byte_buffer *msg, int code, const char *text) {
@@ -249,6 +288,14 @@ static void start_send_locked(rpc_call *c, grpc_byte_buffer *bb) {
 bool rpc_stream_send(rpc_call *c, const ProtobufCMessage *msg) {
   grpc_byte_buffer *bb = pack(msg);
   pthread_mutex_lock(&c->mu);
+  /* The handler's own worker thread waits for room (backpressure); other
+   * publishers (event fan-out, health) never block: their consumer is cut
+   * off when it falls a whole queue behind. Inline handlers never block:
+   * they run on the thread that completes the sends. */
+  bool may_wait = c->handler_running && pthread_equal(c->handler_thread, pthread_self());
+  while (may_wait && c->q_len >= c->srv->opts.stream_queue_limit && !c->status_started &&
+         !c->finish_requested && !atomic_load(&c->closed) && !atomic_load(&c->cancelled))
+    pthread_cond_wait(&c->room, &c->mu);
   if (c->status_started || c->finish_requested || atomic_load(&c->closed)) {
     pthread_mutex_unlock(&c->mu);
     grpc_byte_buffer_destroy(bb);
@@ -262,27 +309,13 @@ bool rpc_stream_send(rpc_call *c, const ProtobufCMessage *msg) {
   if (c->q_len >= c->srv->opts.stream_queue_limit) {
     free_queue(c);
     c->finish_requested = true;
-    c->final_code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-    free(c->final_msg);
-    c->final_msg = strdup("the stream's consumer fell too far behind; reconnect and resume");
+    set_final_locked(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                     "the stream's consumer fell too far behind; reconnect and resume");
     pthread_mutex_unlock(&c->mu);
     grpc_byte_buffer_destroy(bb);
     return false;
   }
-  rpc_out_msg *m = malloc(sizeof(*m));
-  if (!m) {
-    pthread_mutex_unlock(&c->mu);
-    grpc_byte_buffer_destroy(bb);
-    return false;
-  }
-  m->buf = bb;
-  m->next = NULL;
-  if (c->q_tail)
-    c->q_tail->next = m;
-  else
-    c->q_head = m;
-  c->q_tail = m;
-  c->q_len++;
+  enqueue_locked(c, bb);
   pthread_mutex_unlock(&c->mu);
   return true;
 }
@@ -293,11 +326,7 @@ static void stream_finish_text(rpc_call *c, int code, const char *text) {
     pthread_mutex_unlock(&c->mu);
     return;
   }
-  c->finish_requested = true;
-  c->final_code = code;
-  free(c->final_msg);
-  c->final_msg = strdup(text ? text : "");
-  if (!c->send_inflight) start_final_locked(c, NULL, code, c->final_msg);
+  start_final_locked(c, NULL, code, text);
   pthread_mutex_unlock(&c->mu);
 }
 
@@ -319,8 +348,10 @@ static void on_send_done(rpc_call *c, bool ok) {
   grpc_byte_buffer_destroy(c->inflight_buf);
   c->inflight_buf = NULL;
   c->send_inflight = false;
+  pthread_cond_broadcast(&c->room);
   if (!ok) {
-    free_queue(c);
+    free_queue(c); /* the call is over; the close op reports why */
+    if (c->finish_requested) start_final_locked(c, NULL, c->final_code, c->final_msg);
   } else if (c->q_head) {
     rpc_out_msg *m = c->q_head;
     c->q_head = m->next;
@@ -430,6 +461,9 @@ int rpc_call_add_trailer(rpc_call *c, const char *key, const char *value) {
   return 0;
 }
 
+void rpc_call_set_data(rpc_call *c, void *data) { c->data = data; }
+void *rpc_call_data(const rpc_call *c) { return c->data; }
+
 void *rpc_call_alloc(rpc_call *c, size_t size) { return rpc_arena_alloc(&c->arena, size); }
 
 char *rpc_call_strdup(rpc_call *c, const char *s) {
@@ -488,12 +522,30 @@ static ProtobufCMessage *new_response(rpc_call *c) {
   return m;
 }
 
+/* Calls the handler. On a worker, the thread is recorded so that
+ * rpc_stream_send may make it wait for room in the stream's queue. */
+static int invoke(rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp) {
+  bool worker = !(c->method->row.flags & RPC_INLINE);
+  if (worker) {
+    pthread_mutex_lock(&c->mu);
+    c->handler_thread = pthread_self();
+    c->handler_running = true;
+    pthread_mutex_unlock(&c->mu);
+  }
+  int code = c->method->row.handler(c, req, resp, c->method->service->ctx);
+  if (worker) {
+    pthread_mutex_lock(&c->mu);
+    c->handler_running = false;
+    pthread_mutex_unlock(&c->mu);
+  }
+  return code;
+}
+
 /* Runs the interceptors (first message only) and the handler, then sends
  * what the handler produced. Runs on a worker or, for RPC_INLINE methods,
  * on the completion-queue thread. */
 static void run_handler(rpc_call *c) {
   const rpc_method_row *row = &c->method->row;
-  void *ctx = c->method->service->ctx;
   if (atomic_load(&c->cancelled)) {
     finish(c, NULL, GRPC_STATUS_CANCELLED, "call cancelled before it was handled");
     return;
@@ -522,7 +574,7 @@ static void run_handler(rpc_call *c) {
       finish(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
       return;
     }
-    code = row->handler(c, c->request, resp, ctx);
+    code = invoke(c, c->request, resp);
     if (code == GRPC_STATUS_OK)
       finish(c, pack(resp), GRPC_STATUS_OK, "");
     else
@@ -530,7 +582,7 @@ static void run_handler(rpc_call *c) {
     return;
   }
   case RPC_SERVER_STREAMING:
-    code = row->handler(c, c->request, NULL, ctx);
+    code = invoke(c, c->request, NULL);
     if (code == RPC_PENDING) {
       /* Registered under c->mu so on_close cannot run between the check and
        * the registration; refused once shutdown has begun, since the
@@ -548,7 +600,7 @@ static void run_handler(rpc_call *c) {
     return;
   case RPC_BIDI_STREAMING: {
     ProtobufCMessage *resp = new_response(c);
-    code = resp ? row->handler(c, c->request, resp, ctx) : GRPC_STATUS_RESOURCE_EXHAUSTED;
+    code = resp ? invoke(c, c->request, resp) : GRPC_STATUS_RESOURCE_EXHAUSTED;
     if (code == GRPC_STATUS_OK) {
       rpc_stream_send(c, resp);
       start_recv(c);
@@ -559,14 +611,14 @@ static void run_handler(rpc_call *c) {
   }
   case RPC_CLIENT_STREAMING:
     if (c->request) {
-      code = row->handler(c, c->request, NULL, ctx);
+      code = invoke(c, c->request, NULL);
       if (code == GRPC_STATUS_OK)
         start_recv(c);
       else
         finish(c, NULL, code, fail_text(c, code));
     } else {
       ProtobufCMessage *resp = new_response(c);
-      code = resp ? row->handler(c, NULL, resp, ctx) : GRPC_STATUS_RESOURCE_EXHAUSTED;
+      code = resp ? invoke(c, NULL, resp) : GRPC_STATUS_RESOURCE_EXHAUSTED;
       if (code == GRPC_STATUS_OK)
         finish(c, pack(resp), GRPC_STATUS_OK, "");
       else
@@ -598,6 +650,14 @@ static void start_recv(rpc_call *c) {
   if (c->payload) {
     grpc_byte_buffer_destroy(c->payload);
     c->payload = NULL;
+  }
+  if (c->method->row.kind == RPC_BIDI_STREAMING) {
+    /* each request was answered and its reply packed: start the next one
+     * with an empty arena, so a long stream does not grow the server */
+    rpc_arena_release(&c->arena);
+    rpc_arena_init(&c->arena);
+    c->request = NULL;
+    c->message = NULL;
   }
   grpc_op op;
   memset(&op, 0, sizeof(op));
@@ -693,6 +753,7 @@ static void on_close(rpc_call *c) {
   if (c->close_cancelled) atomic_store(&c->cancelled, true);
   atomic_store(&c->closed, true);
   pthread_mutex_lock(&c->mu);
+  pthread_cond_broadcast(&c->room); /* a handler waiting for room gives up */
   c->done_ran = true;
   int n = c->ndone;
   if (c->stream_open) rpc_server_stream_closed(c->srv, c);

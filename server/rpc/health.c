@@ -151,7 +151,10 @@ static int watch(rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage *
   w->next = h->watchers;
   h->watchers = w;
   pthread_mutex_unlock(&h->mu);
-  rpc_call_on_done(call, watch_done, h);
+  if (rpc_call_on_done(call, watch_done, h) != 0) {
+    watch_done(call, h); /* drops the watcher and its reference */
+    return rpc_fail(call, GRPC_STATUS_INTERNAL, "internal error");
+  }
   return RPC_PENDING;
 }
 

@@ -41,6 +41,7 @@ struct rpc_cq {
   rpc_server *srv;
   grpc_completion_queue *cq;
   pthread_t thread;
+  bool running; /* the thread was started */
   int index;
 };
 
@@ -79,6 +80,7 @@ struct rpc_call {
   grpc_byte_buffer *payload_out;  /* the last message sent with the status */
   char *unknown_path;             /* method path of an unknown-method call */
   bool intercepted;               /* before-interceptors have run */
+  void *data;                     /* rpc_call_set_data */
 
   rpc_tag t_new, t_close, t_send, t_recv, t_status;
   atomic_int refs;
@@ -86,7 +88,10 @@ struct rpc_call {
   atomic_bool closed;
   int close_cancelled; /* written by the RECV_CLOSE_ON_SERVER op */
 
-  pthread_mutex_t mu; /* guards everything below */
+  pthread_mutex_t mu;   /* guards everything below */
+  pthread_cond_t room;  /* a send completed or the call ended */
+  bool handler_running; /* a worker runs the handler: it may wait for room */
+  pthread_t handler_thread;
   bool initial_md_sent;
   bool send_inflight;
   rpc_out_msg *q_head, *q_tail;

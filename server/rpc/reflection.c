@@ -188,10 +188,11 @@ int rpc_reflection_method_kind(const rpc_reflection *r, const char *service_full
 typedef Grpc__Reflection__V1__ServerReflectionRequest refl_req;
 typedef Grpc__Reflection__V1__ServerReflectionResponse refl_resp;
 
-static void set_error(rpc_call *call, refl_resp *out, int code, const char *fmt, ...)
+static bool set_error(rpc_call *call, refl_resp *out, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void set_error(rpc_call *call, refl_resp *out, int code, const char *fmt, ...) {
+static bool set_error(rpc_call *call, refl_resp *out, int code, const char *fmt, ...) {
   Grpc__Reflection__V1__ErrorResponse *e = rpc_call_alloc(call, sizeof(*e));
+  if (!e) return false;
   grpc__reflection__v1__error_response__init(e);
   char buf[512];
   va_list ap;
@@ -200,15 +201,18 @@ static void set_error(rpc_call *call, refl_resp *out, int code, const char *fmt,
   va_end(ap);
   e->error_code = code;
   e->error_message = rpc_call_strdup(call, buf);
+  if (!e->error_message) return false;
   out->message_response_case =
       GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE;
   out->error_response = e;
+  return true;
 }
 
 /* The file and its transitive dependencies, file first. */
-static void set_files(rpc_call *call, const rpc_reflection *r, refl_resp *out, size_t file) {
+static bool set_files(rpc_call *call, const rpc_reflection *r, refl_resp *out, size_t file) {
   bool *seen = rpc_call_alloc(call, r->nfiles);
   size_t *order = rpc_call_alloc(call, r->nfiles * sizeof(size_t));
+  if (!seen || !order) return false;
   memset(seen, 0, r->nfiles);
   size_t n = 0;
   order[n++] = file;
@@ -223,9 +227,11 @@ static void set_files(rpc_call *call, const rpc_reflection *r, refl_resp *out, s
     }
   }
   Grpc__Reflection__V1__FileDescriptorResponse *fr = rpc_call_alloc(call, sizeof(*fr));
+  if (!fr) return false;
   grpc__reflection__v1__file_descriptor_response__init(fr);
   fr->n_file_descriptor_proto = n;
   fr->file_descriptor_proto = rpc_call_alloc(call, n * sizeof(ProtobufCBinaryData));
+  if (!fr->file_descriptor_proto) return false;
   for (size_t i = 0; i < n; i++) {
     fr->file_descriptor_proto[i].data = r->files[order[i]].bytes;
     fr->file_descriptor_proto[i].len = r->files[order[i]].len;
@@ -233,8 +239,45 @@ static void set_files(rpc_call *call, const rpc_reflection *r, refl_resp *out, s
   out->message_response_case =
       GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE;
   out->file_descriptor_response = fr;
+  return true;
 }
 
+static bool list_services(rpc_call *call, const rpc_server *srv, refl_resp *out) {
+  Grpc__Reflection__V1__ListServiceResponse *ls = rpc_call_alloc(call, sizeof(*ls));
+  if (!ls) return false;
+  grpc__reflection__v1__list_service_response__init(ls);
+  ls->service = rpc_call_alloc(call, (srv->nservices + 1) * sizeof(*ls->service));
+  if (!ls->service) return false;
+  for (size_t i = 0; i < srv->nservices; i++) {
+    Grpc__Reflection__V1__ServiceResponse *s = rpc_call_alloc(call, sizeof(*s));
+    if (!s) return false;
+    grpc__reflection__v1__service_response__init(s);
+    s->name = (char *)srv->services[i]->desc->name;
+    ls->service[ls->n_service++] = s;
+  }
+  out->message_response_case =
+      GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE;
+  out->list_services_response = ls;
+  return true;
+}
+
+static bool extension_numbers(rpc_call *call, const rpc_reflection *r, const char *type,
+                              refl_resp *out) {
+  const refl_symbol *s = find_symbol(r, type);
+  if (!s || s->kind != -1)
+    return set_error(call, out, GRPC_STATUS_NOT_FOUND, "type not found: %s", type);
+  Grpc__Reflection__V1__ExtensionNumberResponse *en = rpc_call_alloc(call, sizeof(*en));
+  if (!en) return false;
+  grpc__reflection__v1__extension_number_response__init(en);
+  en->base_type_name = (char *)type; /* no extensions are served: the list is empty */
+  out->message_response_case =
+      GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE;
+  out->all_extension_numbers_response = en;
+  return true;
+}
+
+/* One answer per request; lookup failures are answered in-band with an
+ * ErrorResponse, as the protocol wants, and the stream goes on. */
 static int reflect_v1(rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp,
                       void *ctx) {
   rpc_server *srv = ctx;
@@ -243,63 +286,38 @@ static int reflect_v1(rpc_call *call, const ProtobufCMessage *req, ProtobufCMess
   refl_resp *out = (void *)resp;
   out->valid_host = in->host;
   out->original_request = (refl_req *)in;
+  bool ok;
   switch (in->message_request_case) {
-  case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES: {
-    Grpc__Reflection__V1__ListServiceResponse *ls = rpc_call_alloc(call, sizeof(*ls));
-    grpc__reflection__v1__list_service_response__init(ls);
-    ls->service = rpc_call_alloc(call, (srv->nservices + 1) * sizeof(*ls->service));
-    for (size_t i = 0; i < srv->nservices; i++) {
-      Grpc__Reflection__V1__ServiceResponse *s = rpc_call_alloc(call, sizeof(*s));
-      grpc__reflection__v1__service_response__init(s);
-      s->name = (char *)srv->services[i]->desc->name;
-      ls->service[ls->n_service++] = s;
-    }
-    out->message_response_case =
-        GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE;
-    out->list_services_response = ls;
+  case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES:
+    ok = list_services(call, srv, out);
     break;
-  }
   case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME: {
     long f = find_file(r, in->file_by_filename);
-    if (f < 0)
-      set_error(call, out, GRPC_STATUS_NOT_FOUND, "file not found: %s", in->file_by_filename);
-    else
-      set_files(call, r, out, (size_t)f);
+    ok = f < 0 ? set_error(call, out, GRPC_STATUS_NOT_FOUND, "file not found: %s",
+                           in->file_by_filename)
+               : set_files(call, r, out, (size_t)f);
     break;
   }
   case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL: {
     const refl_symbol *s = find_symbol(r, in->file_containing_symbol);
-    if (!s)
-      set_error(call, out, GRPC_STATUS_NOT_FOUND, "symbol not found: %s",
-                in->file_containing_symbol);
-    else
-      set_files(call, r, out, s->file);
+    ok = !s ? set_error(call, out, GRPC_STATUS_NOT_FOUND, "symbol not found: %s",
+                        in->file_containing_symbol)
+            : set_files(call, r, out, s->file);
     break;
   }
   case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_EXTENSION:
-    set_error(call, out, GRPC_STATUS_NOT_FOUND, "no extension of %s is served",
-              in->file_containing_extension ? in->file_containing_extension->containing_type : "");
+    ok = set_error(
+        call, out, GRPC_STATUS_NOT_FOUND, "no extension of %s is served",
+        in->file_containing_extension ? in->file_containing_extension->containing_type : "");
     break;
-  case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE: {
-    const refl_symbol *s = find_symbol(r, in->all_extension_numbers_of_type);
-    if (!s || s->kind != -1) {
-      set_error(call, out, GRPC_STATUS_NOT_FOUND, "type not found: %s",
-                in->all_extension_numbers_of_type);
-      break;
-    }
-    Grpc__Reflection__V1__ExtensionNumberResponse *en = rpc_call_alloc(call, sizeof(*en));
-    grpc__reflection__v1__extension_number_response__init(en);
-    en->base_type_name = in->all_extension_numbers_of_type;
-    out->message_response_case =
-        GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE;
-    out->all_extension_numbers_response = en;
+  case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE:
+    ok = extension_numbers(call, r, in->all_extension_numbers_of_type, out);
     break;
-  }
   default:
-    set_error(call, out, GRPC_STATUS_INVALID_ARGUMENT, "%s", "the request names no query");
+    ok = set_error(call, out, GRPC_STATUS_INVALID_ARGUMENT, "%s", "the request names no query");
     break;
   }
-  return GRPC_STATUS_OK;
+  return ok ? GRPC_STATUS_OK : rpc_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 }
 
 /* v1alpha: same wire format; translate through bytes. */

@@ -101,6 +101,7 @@ typedef struct rpc_server_options {
   int max_recv_message_bytes;
   int max_send_message_bytes;
   int stream_queue_limit;        /* messages buffered per stream before overflow */
+  int shutdown_delay_ms;         /* NOT_SERVING this long before calls are refused */
   const unsigned char *protoset; /* FileDescriptorSet of every served file */
   size_t protoset_len;
 } rpc_server_options;
@@ -126,8 +127,9 @@ int rpc_server_add_interceptor(rpc_server *srv, const rpc_interceptor *ic);
 /* Binds, registers health and reflection, starts the threads. The bound
  * address (with the real port) is written to `bound`. */
 int rpc_server_start(rpc_server *srv, char *bound, size_t boundlen, char *errbuf, size_t errlen);
-/* Graceful shutdown: health NOT_SERVING, open streams ended with
- * UNAVAILABLE, new calls refused, in-flight calls drained for up to
+/* Graceful shutdown: health NOT_SERVING (calls are still served for
+ * shutdown_delay_ms, so load balancers can move away), open streams ended
+ * with UNAVAILABLE, new calls refused, in-flight calls drained for up to
  * `grace_ms`, then cancelled; returns when every call has been released. */
 void rpc_server_shutdown(rpc_server *srv, int grace_ms);
 void rpc_server_destroy(rpc_server *srv);
@@ -167,7 +169,13 @@ bool rpc_call_cancelled(const rpc_call *call);
 /* Adds trailing metadata sent with the status (key lower case). */
 int rpc_call_add_trailer(rpc_call *call, const char *key, const char *value);
 
-/* The call arena: freed as a whole when the call ends. */
+/* Per-call handler state, e.g. what a client-streaming handler gathers
+ * across messages (allocate it in the arena). NULL until set. */
+void rpc_call_set_data(rpc_call *call, void *data);
+void *rpc_call_data(const rpc_call *call);
+
+/* The call arena: freed as a whole when the call ends (for bidi streams,
+ * reset before each request: keep nothing in it across messages). */
 void *rpc_call_alloc(rpc_call *call, size_t size);
 char *rpc_call_strdup(rpc_call *call, const char *s);
 ProtobufCAllocator *rpc_call_allocator(rpc_call *call);

@@ -385,15 +385,26 @@ int rpc_server_start(rpc_server *srv, char *bound, size_t boundlen, char *errbuf
       }
     }
   }
+  /* Everything that can fail comes before the port is bound: a gRPC
+   * server with a listener can only be destroyed after a shutdown. */
+  srv->workers = rpc_workers_create(o->workers, o->worker_queue_limit);
+  if (!srv->workers) {
+    grpc_server_credentials_release(creds);
+    seterr(errbuf, errlen, "could not start the worker pool");
+    return -1;
+  }
+  for (int i = 0; i < srv->ncqs; i++) {
+    if (pthread_create(&srv->cqs[i].thread, NULL, cq_main, &srv->cqs[i]) != 0) {
+      grpc_server_credentials_release(creds);
+      seterr(errbuf, errlen, "could not start completion-queue thread %d", i);
+      return -1;
+    }
+    srv->cqs[i].running = true;
+  }
   int port = grpc_server_add_http2_port(srv->server, o->listen_addr, creds);
   grpc_server_credentials_release(creds);
   if (port == 0) {
     seterr(errbuf, errlen, "could not listen on %s (address in use or invalid)", o->listen_addr);
-    return -1;
-  }
-  srv->workers = rpc_workers_create(o->workers, o->worker_queue_limit);
-  if (!srv->workers) {
-    seterr(errbuf, errlen, "could not start the worker pool");
     return -1;
   }
   grpc_server_start(srv->server);
@@ -414,12 +425,6 @@ int rpc_server_start(rpc_server *srv, char *bound, size_t boundlen, char *errbuf
     rpc_call_post(srv, &srv->cqs[i], NULL); /* unknown methods */
   }
   pthread_rwlock_unlock(&srv->arm_lock);
-  for (int i = 0; i < srv->ncqs; i++) {
-    if (pthread_create(&srv->cqs[i].thread, NULL, cq_main, &srv->cqs[i]) != 0) {
-      seterr(errbuf, errlen, "could not start completion-queue thread");
-      return -1;
-    }
-  }
 
   /* The bound address: the configured host with the real port. */
   const char *colon = strrchr(o->listen_addr, ':');
@@ -490,10 +495,17 @@ static bool no_calls(rpc_server *srv) { return srv->live_calls == 0; }
 
 void rpc_server_shutdown(rpc_server *srv, int grace_ms) {
   if (!srv->started) return;
+  rpc_health_shutdown(srv->health);
+  if (srv->opts.shutdown_delay_ms > 0) {
+    /* keep serving while health checkers notice NOT_SERVING */
+    struct timespec ts = {srv->opts.shutdown_delay_ms / 1000,
+                          (long)(srv->opts.shutdown_delay_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+  }
   pthread_mutex_lock(&srv->mu);
   atomic_store(&srv->draining, true); /* under mu: see rpc_server_stream_opened */
   pthread_mutex_unlock(&srv->mu);
-  rpc_health_shutdown(srv->health);
 
   /* End open streams (health watches, event feeds) after what is queued. */
   for (;;) {
@@ -536,7 +548,7 @@ void rpc_server_destroy(rpc_server *srv) {
   for (int i = 0; i < srv->ncqs; i++) {
     if (!srv->cqs[i].cq) continue;
     grpc_completion_queue_shutdown(srv->cqs[i].cq);
-    if (srv->cqs[i].thread) {
+    if (srv->cqs[i].running) {
       pthread_join(srv->cqs[i].thread, NULL);
     } else {
       while (grpc_completion_queue_next(srv->cqs[i].cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL)

@@ -35,21 +35,24 @@ class InstalledSdk(unittest.TestCase):
     def build_and_run(self, static):
         out = tmpdir("example-")
         env = dict(self.env)
+        # a sanitizer build installs an instrumented library: link the runtime too
+        san = os.environ.get("NC_SANITIZE", "").replace(";", ",")
+        sanflags = ["-fsanitize=" + san] if san else []
         if static:
-            env["LDFLAGS"] = "-static-libgcc"
             libs = run(["pkg-config", "--static", "--libs", "novacron"], env=env).stdout.split()
             # link libnovacron.a explicitly: proves the static archive is complete
             libs = [os.path.join(self.libdir, "libnovacron.a") if l == "-lnovacron" else l
                     for l in libs]
             cflags = run(["pkg-config", "--cflags", "novacron"], env=env).stdout.split()
-            res = run(["cc", "-O1", "-Wall", "-Wextra", "-Werror", *cflags, "-o",
+            res = run(["cc", "-O1", "-Wall", "-Wextra", "-Werror", *sanflags, *cflags, "-o",
                        os.path.join(out, "health"),
                        os.path.join(SOURCE_DIR, "examples", "c", "health.c"), *libs], env=env)
         else:
             # the example's own Makefile, building out of the source tree
             src = os.path.join(SOURCE_DIR, "examples", "c")
             res = run(["make", "-C", out, "-f", os.path.join(src, "Makefile"), "VPATH=" + src,
-                       "CFLAGS=-O1 -Wall -Wextra -Werror", "health"], env=env)
+                       "CFLAGS=-O1 -Wall -Wextra -Werror " + " ".join(sanflags),
+                       "LDFLAGS=" + " ".join(sanflags), "health"], env=env)
         self.assertEqual(res.returncode, 0, res.stdout)
         with Server(name="c-example") as srv:
             env["LD_LIBRARY_PATH"] = self.libdir

@@ -451,5 +451,30 @@ class ShutdownUnderLoad(unittest.TestCase):
             srv.kill()
 
 
+class ShutdownDelay(unittest.TestCase):
+    """--shutdown-delay-ms: after SIGTERM the server reports NOT_SERVING but
+    keeps answering for the delay, so load balancers can move away first."""
+
+    def test_serves_not_serving_during_the_delay(self):
+        srv = Server("--shutdown-delay-ms", "1500", name="delay").start()
+        try:
+            with srv.channel() as ch:
+                self.assertEqual(health_check(ch), "SERVING")
+                t0 = time.monotonic()
+                srv.signal()
+                seen = None
+                while time.monotonic() - t0 < 1.0:
+                    seen = health_check(ch)  # the call itself still succeeds
+                    if seen == "NOT_SERVING":
+                        break
+                    time.sleep(0.02)
+                self.assertEqual(seen, "NOT_SERVING")
+                self.assertLess(time.monotonic() - t0, 1.2)
+                self.assertEqual(srv.wait(), 0, srv.log_tail())
+                self.assertGreaterEqual(time.monotonic() - t0, 1.4)
+        finally:
+            srv.kill()
+
+
 if __name__ == "__main__":
     unittest.main()
