@@ -39,7 +39,10 @@ static void sleep_ms(int ms) {
 static int unary(rpc_call *c, const ProtobufCMessage *req, ProtobufCMessage *resp, void *ctx) {
   const char *what = ((const Novacron__V1__GetVmRequest *)req)->name;
   Novacron__V1__GetVmResponse *out = (void *)resp;
-  if (strncmp(what, "sleep:", 6) == 0) sleep_ms(num(what + 6));
+  if (strncmp(what, "sleep:", 6) == 0) {
+    fprintf(stderr, "runtime_server: handler sleeping %s ms\n", what + 6);
+    sleep_ms(num(what + 6));
+  }
   if (strncmp(what, "code:", 5) == 0) return rpc_fail(c, num(what + 5), "asked for %s", what);
   if (strncmp(what, "poll:", 5) == 0) {
     for (int waited = 0; waited < num(what + 5); waited += 10) {
