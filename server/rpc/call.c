@@ -28,11 +28,10 @@ static void dispatch(rpc_call *c);
 
 /* ---- lifetime ---- */
 
-rpc_call *rpc_call_new(rpc_server *srv, rpc_cq *cq, rpc_method *method) {
+rpc_call *rpc_call_new(rpc_server *srv, rpc_method *method) {
   rpc_call *c = calloc(1, sizeof(*c));
   if (!c) return NULL;
   c->srv = srv;
-  c->cq = cq;
   c->method = method;
   atomic_init(&c->refs, 1);
   atomic_init(&c->cancelled, false);
@@ -121,8 +120,8 @@ static bool start_batch(rpc_call *c, const grpc_op *ops, size_t n, rpc_tag *tag)
 
 /* ---- posting ---- */
 
-void rpc_call_post(rpc_server *srv, rpc_cq *cq, rpc_method *method) {
-  rpc_call *c = rpc_call_new(srv, cq, method);
+void rpc_call_post(rpc_server *srv, rpc_method *method) {
+  rpc_call *c = rpc_call_new(srv, method);
   if (!c) {
     nc_errorf("out of memory posting a call");
     return;
@@ -131,10 +130,10 @@ void rpc_call_post(rpc_server *srv, rpc_cq *cq, rpc_method *method) {
   if (method) {
     bool payload = method->row.kind == RPC_UNARY || method->row.kind == RPC_SERVER_STREAMING;
     err = grpc_server_request_registered_call(srv->server, method->handle, &c->call, &c->deadline,
-                                              &c->md_in, payload ? &c->payload : NULL, cq->cq,
-                                              cq->cq, &c->t_new);
+                                              &c->md_in, payload ? &c->payload : NULL, srv->cq,
+                                              srv->cq, &c->t_new);
   } else {
-    err = grpc_server_request_call(srv->server, &c->call, &c->details, &c->md_in, cq->cq, cq->cq,
+    err = grpc_server_request_call(srv->server, &c->call, &c->details, &c->md_in, srv->cq, srv->cq,
                                    &c->t_new);
   }
   if (err != GRPC_CALL_OK) {
@@ -694,7 +693,7 @@ static void on_new_call(rpc_call *c, bool ok) {
     return;
   }
   pthread_rwlock_rdlock(&srv->arm_lock);
-  if (!srv->shutting_down) rpc_call_post(srv, c->cq, c->method);
+  if (!srv->shutting_down) rpc_call_post(srv, c->method);
   pthread_rwlock_unlock(&srv->arm_lock);
 
   if (!c->method) {

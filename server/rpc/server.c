@@ -2,11 +2,11 @@
  * server.c - server lifecycle: service registration, TLS credentials,
  * completion-queue threads, posting requests, graceful shutdown.
  *
- * Each completion-queue thread owns one queue on which requests for every
+ * The completion-queue threads share one queue on which requests for every
  * method (and for unknown methods, so they get UNIMPLEMENTED at once
  * instead of hanging) are kept posted. Shutdown follows the order gRPC core
  * needs: stop re-arming, shutdown_and_notify, cancel what did not drain in
- * time, wait for every call to be released, then shut the queues down.
+ * time, wait for every call to be released, then shut the queue down.
  */
 #include <errno.h>
 #include <grpc/support/time.h>
@@ -326,17 +326,17 @@ int rpc_server_add_interceptor(rpc_server *srv, const rpc_interceptor *ic) {
 /* ---- running ---- */
 
 static void *cq_main(void *arg) {
-  rpc_cq *q = arg;
+  rpc_server *srv = arg;
   for (;;) {
-    grpc_event ev = grpc_completion_queue_next(q->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    grpc_event ev = grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN) return NULL;
     if (ev.type != GRPC_OP_COMPLETE) continue;
     rpc_tag *tag = ev.tag;
     if (tag->kind == TAG_SERVER_SHUTDOWN) {
-      pthread_mutex_lock(&q->srv->mu);
-      q->srv->shutdown_notified = true;
-      pthread_cond_broadcast(&q->srv->cond);
-      pthread_mutex_unlock(&q->srv->mu);
+      pthread_mutex_lock(&srv->mu);
+      srv->shutdown_notified = true;
+      pthread_cond_broadcast(&srv->cond);
+      pthread_mutex_unlock(&srv->mu);
       continue;
     }
     rpc_call_handle_tag(tag, ev.success != 0);
@@ -357,19 +357,15 @@ int rpc_server_start(rpc_server *srv, char *bound, size_t boundlen, char *errbuf
   grpc_server_credentials *creds = make_credentials(o, errbuf, errlen);
   if (!creds) return -1;
   srv->server = grpc_server_create(&chargs, NULL);
-  srv->ncqs = o->cq_threads;
-  srv->cqs = calloc((size_t)srv->ncqs, sizeof(rpc_cq));
-  if (!srv->cqs) {
+  srv->ncq_threads = o->cq_threads;
+  srv->cq_threads = calloc((size_t)srv->ncq_threads, sizeof(pthread_t));
+  if (!srv->cq_threads) {
     grpc_server_credentials_release(creds);
     seterr(errbuf, errlen, "out of memory");
     return -1;
   }
-  for (int i = 0; i < srv->ncqs; i++) {
-    srv->cqs[i].srv = srv;
-    srv->cqs[i].index = i;
-    srv->cqs[i].cq = grpc_completion_queue_create_for_next(NULL);
-    grpc_server_register_completion_queue(srv->server, srv->cqs[i].cq, NULL);
-  }
+  srv->cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
   for (size_t s = 0; s < srv->nservices; s++) {
     rpc_service *svc = srv->services[s];
     for (size_t m = 0; m < svc->nmethods; m++) {
@@ -393,13 +389,13 @@ int rpc_server_start(rpc_server *srv, char *bound, size_t boundlen, char *errbuf
     seterr(errbuf, errlen, "could not start the worker pool");
     return -1;
   }
-  for (int i = 0; i < srv->ncqs; i++) {
-    if (pthread_create(&srv->cqs[i].thread, NULL, cq_main, &srv->cqs[i]) != 0) {
+  for (int i = 0; i < srv->ncq_threads; i++) {
+    if (pthread_create(&srv->cq_threads[i], NULL, cq_main, srv) != 0) {
       grpc_server_credentials_release(creds);
       seterr(errbuf, errlen, "could not start completion-queue thread %d", i);
       return -1;
     }
-    srv->cqs[i].running = true;
+    srv->cq_threads_live++;
   }
   int port = grpc_server_add_http2_port(srv->server, o->listen_addr, creds);
   grpc_server_credentials_release(creds);
@@ -411,19 +407,17 @@ int rpc_server_start(rpc_server *srv, char *bound, size_t boundlen, char *errbuf
   srv->started = true;
 
   pthread_rwlock_rdlock(&srv->arm_lock);
-  /* Methods with handlers keep several requests posted so a burst never
-   * waits for re-arming; answering UNIMPLEMENTED needs only one. */
-  for (int i = 0; i < srv->ncqs; i++) {
-    for (size_t s = 0; s < srv->nservices; s++) {
-      for (size_t m = 0; m < srv->services[s]->nmethods; m++) {
-        rpc_method *rm = &srv->services[s]->methods[m];
-        int depth = rm->row.handler ? o->requests_per_method : 1;
-        for (int k = 0; k < depth; k++)
-          rpc_call_post(srv, &srv->cqs[i], rm);
-      }
+  /* Methods with handlers keep several requests posted per thread so a
+   * burst never waits for re-arming; answering UNIMPLEMENTED needs one. */
+  for (size_t s = 0; s < srv->nservices; s++) {
+    for (size_t m = 0; m < srv->services[s]->nmethods; m++) {
+      rpc_method *rm = &srv->services[s]->methods[m];
+      int depth = rm->row.handler ? o->requests_per_method * srv->ncq_threads : 1;
+      for (int k = 0; k < depth; k++)
+        rpc_call_post(srv, rm);
     }
-    rpc_call_post(srv, &srv->cqs[i], NULL); /* unknown methods */
   }
+  rpc_call_post(srv, NULL); /* unknown methods */
   pthread_rwlock_unlock(&srv->arm_lock);
 
   /* The bound address: the configured host with the real port. */
@@ -525,7 +519,7 @@ void rpc_server_shutdown(rpc_server *srv, int grace_ms) {
 
   pthread_rwlock_wrlock(&srv->arm_lock);
   srv->shutting_down = true;
-  grpc_server_shutdown_and_notify(srv->server, srv->cqs[0].cq, &srv->shutdown_tag);
+  grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
   pthread_rwlock_unlock(&srv->arm_lock);
 
   if (!wait_until(srv, notified, grace_ms)) {
@@ -545,19 +539,19 @@ void rpc_server_destroy(rpc_server *srv) {
   if (!srv) return;
   if (srv->started) rpc_server_shutdown(srv, 0);
   if (srv->server) grpc_server_destroy(srv->server);
-  for (int i = 0; i < srv->ncqs; i++) {
-    if (!srv->cqs[i].cq) continue;
-    grpc_completion_queue_shutdown(srv->cqs[i].cq);
-    if (srv->cqs[i].running) {
-      pthread_join(srv->cqs[i].thread, NULL);
+  if (srv->cq) {
+    grpc_completion_queue_shutdown(srv->cq);
+    if (srv->cq_threads_live > 0) {
+      for (int i = 0; i < srv->cq_threads_live; i++)
+        pthread_join(srv->cq_threads[i], NULL);
     } else {
-      while (grpc_completion_queue_next(srv->cqs[i].cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL)
-                 .type != GRPC_QUEUE_SHUTDOWN) {
+      while (grpc_completion_queue_next(srv->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL).type !=
+             GRPC_QUEUE_SHUTDOWN) {
       }
     }
-    grpc_completion_queue_destroy(srv->cqs[i].cq);
+    grpc_completion_queue_destroy(srv->cq);
   }
-  free(srv->cqs);
+  free(srv->cq_threads);
   rpc_workers_destroy(srv->workers);
   for (size_t s = 0; s < srv->nservices; s++) {
     for (size_t m = 0; m < srv->services[s]->nmethods; m++)
