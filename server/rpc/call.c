@@ -358,6 +358,10 @@ static void on_send_done(rpc_call *c, bool ok) {
     c->q_len--;
     start_send_locked(c, m->buf);
     free(m);
+    if (c->recv_paused && c->q_len < c->srv->opts.stream_queue_limit) {
+      c->recv_paused = false;
+      start_recv(c); /* no handler runs while reading is paused */
+    }
   } else if (c->finish_requested && !c->status_started) {
     start_final_locked(c, NULL, c->final_code, c->final_msg);
   }
@@ -602,7 +606,14 @@ static void run_handler(rpc_call *c) {
     code = resp ? invoke(c, c->request, resp) : GRPC_STATUS_RESOURCE_EXHAUSTED;
     if (code == GRPC_STATUS_OK) {
       rpc_stream_send(c, resp);
-      start_recv(c);
+      /* Flow control: read the next request only while the replies fit in
+       * the queue; a client that sends without reading is held back by
+       * HTTP/2 instead of being cut off. on_send_done resumes reading. */
+      pthread_mutex_lock(&c->mu);
+      bool room = c->q_len < c->srv->opts.stream_queue_limit;
+      c->recv_paused = !room;
+      pthread_mutex_unlock(&c->mu);
+      if (room) start_recv(c);
     } else {
       stream_finish_text(c, code, fail_text(c, code));
     }

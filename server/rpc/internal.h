@@ -90,6 +90,7 @@ struct rpc_call {
   bool status_started;
   bool stream_open; /* a streaming handler returned RPC_PENDING */
   bool half_closed; /* bidi/client streaming: client finished sending */
+  bool recv_paused; /* bidi: the next read waits for room in the queue */
   int final_code;
   char *final_msg;
   grpc_slice final_details;

@@ -114,7 +114,11 @@ class Runtime(unittest.TestCase):
         t0 = time.monotonic()
         with self.assertRaises(grpc.RpcError) as ctx:
             self.vm.GetVm(vm_pb2.GetVmRequest(name="poll:5000"), timeout=0.3)
-        self.assertEqual(ctx.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        # The client's own timer normally reports DEADLINE_EXCEEDED; on a
+        # loaded machine the server's expiry (RST_STREAM) can arrive first,
+        # which gRPC clients report as CANCELLED. Both mean the deadline held.
+        self.assertIn(ctx.exception.code(),
+                      (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED))
         self.assertLess(time.monotonic() - t0, 4.0)  # not the handler's 5 s
         self.wait_for_log("handler saw cancellation")
 
@@ -146,6 +150,12 @@ class Runtime(unittest.TestCase):
         stub = r1_grpc.ServerReflectionStub(self.srv.channel)
         reqs = [r1.ServerReflectionRequest(host="h%d" % i, list_services="") for i in range(300)]
         got = [r.valid_host for r in stub.ServerReflectionInfo(iter(reqs), timeout=20)]
+        self.assertEqual(got, ["h%d" % i for i in range(300)])
+        # a client that sends everything before reading anything is held back
+        # by flow control (the queue holds 16 replies), never cut off
+        responses = stub.ServerReflectionInfo(iter(reqs), timeout=20)
+        time.sleep(1.0)
+        got = [r.valid_host for r in responses]
         self.assertEqual(got, ["h%d" % i for i in range(300)])
         # an error status ends the stream after the answers before it
         reqs = [r1.ServerReflectionRequest(host=h) for h in ("a", "b", "code:5", "c")]
