@@ -9,6 +9,9 @@
 #ifndef NC_AUTH_AUTH_H
 #define NC_AUTH_AUTH_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 typedef enum auth_status {
   AUTH_OK = 0,
   AUTH_ERR_INVALID = 1, /* bad argument or malformed input (hash string, token, key) */
@@ -20,5 +23,10 @@ typedef enum auth_status {
 
 /* A static English description of `s`. */
 const char *auth_strerror(auth_status s);
+
+/* Writes a printf-style reason into `why` (when given) and returns false:
+ * `return auth_refuse(why, len, "too short");` in the checks. */
+bool auth_refuse(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

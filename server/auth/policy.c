@@ -7,7 +7,8 @@
  */
 #include "auth/policy.h"
 
-#include <stdarg.h>
+#include "auth/auth.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -19,19 +20,6 @@ void auth_password_policy_default(auth_password_policy *p) {
       .reject_username = true,
       .reject_common = true,
   };
-}
-
-static bool refuse(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool refuse(char *why, size_t whylen, const char *fmt, ...) {
-  if (why && whylen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-  }
-  return false;
 }
 
 /* Characters in a UTF-8 string: bytes that are not continuation bytes. */
@@ -63,26 +51,27 @@ bool auth_password_check(const auth_password_policy *policy, const char *usernam
     auth_password_policy_default(&defaults);
     policy = &defaults;
   }
-  if (!password) return refuse(why, whylen, "no password given");
+  if (!password) return auth_refuse(why, whylen, "no password given");
   size_t bytes = strlen(password);
   if (bytes > policy->max_length)
-    return refuse(why, whylen, "password is too long (at most %zu bytes)", policy->max_length);
+    return auth_refuse(why, whylen, "password is too long (at most %zu bytes)", policy->max_length);
   if (utf8_length(password) < policy->min_length)
-    return refuse(why, whylen, "password is too short (at least %zu characters)",
-                  policy->min_length);
+    return auth_refuse(why, whylen, "password is too short (at least %zu characters)",
+                       policy->min_length);
   for (size_t i = 0; i < bytes; i++) {
     unsigned char c = (unsigned char)password[i];
-    if (c < 0x20 || c == 0x7F) return refuse(why, whylen, "password contains a control character");
+    if (c < 0x20 || c == 0x7F)
+      return auth_refuse(why, whylen, "password contains a control character");
   }
   if (policy->reject_username && username && *username) {
     if (strcasecmp(password, username) == 0)
-      return refuse(why, whylen, "password must not be the username");
+      return auth_refuse(why, whylen, "password must not be the username");
     if (strlen(username) >= 3 && contains_ci(password, username))
-      return refuse(why, whylen, "password must not contain the username");
+      return auth_refuse(why, whylen, "password must not contain the username");
   }
   if ((policy->reject_common &&
        in_list(auth_common_passwords, auth_common_passwords_count, password)) ||
       in_list(policy->extra, policy->n_extra, password))
-    return refuse(why, whylen, "password is too common");
+    return auth_refuse(why, whylen, "password is too common");
   return true;
 }

@@ -3,6 +3,9 @@
  */
 #include "auth/auth.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *auth_strerror(auth_status s) {
   switch (s) {
   case AUTH_OK: return "ok";
@@ -13,4 +16,14 @@ const char *auth_strerror(auth_status s) {
   case AUTH_ERR_REJECTED: return "rejected";
   }
   return "unknown auth status";
+}
+
+bool auth_refuse(char *why, size_t whylen, const char *fmt, ...) {
+  if (why && whylen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+  }
+  return false;
 }

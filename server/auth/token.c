@@ -79,19 +79,6 @@ static auth_status fail(auth_status st, char *why, size_t whylen, const char *fm
   return st;
 }
 
-static bool refuse(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool refuse(char *why, size_t whylen, const char *fmt, ...) {
-  if (why && whylen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-  }
-  return false;
-}
-
 /* ---- secrets ---- */
 
 /* Exact well-known defaults (compared case-insensitively). */
@@ -141,24 +128,24 @@ static bool periodic(const unsigned char *s, size_t n, size_t period) {
 }
 
 static bool secret_ok(const unsigned char *s, size_t n, char *why, size_t whylen) {
-  if (!s || n == 0) return refuse(why, whylen, "no signing secret configured");
+  if (!s || n == 0) return auth_refuse(why, whylen, "no signing secret configured");
   for (size_t i = 0; i < sizeof known_secrets / sizeof known_secrets[0]; i++)
     if (strlen(known_secrets[i]) == n && strncasecmp((const char *)s, known_secrets[i], n) == 0)
-      return refuse(why, whylen, "signing secret is a well-known default");
+      return auth_refuse(why, whylen, "signing secret is a well-known default");
   if (n < SECRET_MIN)
-    return refuse(why, whylen, "signing secret is shorter than %d bytes", SECRET_MIN);
+    return auth_refuse(why, whylen, "signing secret is shorter than %d bytes", SECRET_MIN);
   for (size_t i = 0; i < sizeof placeholder_parts / sizeof placeholder_parts[0]; i++)
     if (contains_ci(s, n, placeholder_parts[i]))
-      return refuse(why, whylen, "signing secret contains a placeholder (%s)",
-                    placeholder_parts[i]);
+      return auth_refuse(why, whylen, "signing secret contains a placeholder (%s)",
+                         placeholder_parts[i]);
   for (size_t period = 1; period <= 8; period++)
     if (periodic(s, n, period))
-      return refuse(why, whylen, "signing secret is a short repeated pattern");
+      return auth_refuse(why, whylen, "signing secret is a short repeated pattern");
   bool seen[256] = {false};
   size_t distinct = 0;
   for (size_t i = 0; i < n; i++)
     if (!seen[s[i]]) seen[s[i]] = true, distinct++;
-  if (distinct < 8) return refuse(why, whylen, "signing secret has too little variety");
+  if (distinct < 8) return auth_refuse(why, whylen, "signing secret has too little variety");
   return true;
 }
 
