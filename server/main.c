@@ -17,6 +17,8 @@
 #include "api/api.h"
 #include "rpc/accesslog.h"
 #include "rpc/rpc.h"
+#include "store/migrate.h"
+#include "store/pool.h"
 #include "util/config.h"
 #include "util/log.h"
 
@@ -62,6 +64,14 @@ static const nc_cfg_setting settings[] = {
      "On shutdown, report NOT_SERVING for this long while still serving, so load balancers "
      "move away before calls are refused.",
      NULL},
+    {"database-url", NC_CFG_STRING, NULL, 0, 0,
+     "PostgreSQL connection string (libpq URI or key=value). When set, the schema is migrated "
+     "at start and a schema newer than this server stops the start.",
+     NULL},
+    {"database-pool-size", NC_CFG_INT, "25", 1, 1000, "PostgreSQL connections kept by the server.",
+     NULL},
+    {"database-connect-timeout-ms", NC_CFG_INT, "5000", 100, 600000,
+     "How long opening one PostgreSQL connection may take.", NULL},
     {"ready-file", NC_CFG_STRING, NULL, 0, 0,
      "Write the bound address here once serving (for scripts and tests).", NULL},
 };
@@ -80,6 +90,33 @@ static int write_ready_file(const char *path, const char *addr) {
     return -1;
   }
   return 0;
+}
+
+/* Opens the pool and brings the schema up to date. NULL (logged) when the
+ * database is unreachable, a migration fails or the schema is newer than
+ * this server: the server does not start on a database it cannot use. */
+static store_pool *open_database(const nc_cfg *cfg) {
+  const char *url = nc_cfg_str(cfg, "database-url");
+  char err[512] = "";
+  store_pool *pool = NULL;
+  store_conn *conn = NULL;
+  int timeout = (int)nc_cfg_int(cfg, "database-connect-timeout-ms");
+  store_status st = store_pool_new(url, (int)nc_cfg_int(cfg, "database-pool-size"), timeout, &pool,
+                                   err, sizeof(err));
+  if (st == STORE_OK) st = store_pool_acquire(pool, timeout, &conn, err, sizeof(err));
+  int applied = 0;
+  if (st == STORE_OK) st = store_migrate(conn, &applied, err, sizeof(err));
+  store_pool_release(conn);
+  if (st != STORE_OK) {
+    nc_log(NC_LOG_ERROR, "cannot use the database", LKV_S("status", store_status_name(st)),
+           LKV_S("error", err));
+    store_pool_free(pool);
+    return NULL;
+  }
+  nc_log(NC_LOG_INFO, "database ready", LKV_I("schema_version", store_migrations_latest()),
+         LKV_I("migrations_applied", applied),
+         LKV_I("pool_size", nc_cfg_int(cfg, "database-pool-size")));
+  return pool;
 }
 
 int main(int argc, char **argv) {
@@ -148,6 +185,8 @@ int main(int argc, char **argv) {
 
   int rc = 1;
   rpc_server *srv = NULL;
+  store_pool *db = NULL;
+  if (nc_cfg_str(cfg, "database-url") && !(db = open_database(cfg))) goto out;
   if (rpc_server_create(&opts, &srv, err, sizeof(err)) != 0 ||
       api_register_all(srv, err, sizeof(err)) != 0) {
     nc_log(NC_LOG_ERROR, "cannot start", LKV_S("error", err));
@@ -183,6 +222,7 @@ int main(int argc, char **argv) {
   rc = 0;
 out:
   rpc_server_destroy(srv);
+  store_pool_free(db);
   nc_cfg_free(cfg);
   return rc;
 }

@@ -94,6 +94,34 @@ class RunScript(unittest.TestCase):
         self.assertEqual(q.returncode, 0, q.stdout)
         self.assertEqual(q.stdout.strip(), "novacron|novacron")
 
+        # the server migrated the schema at start ...
+        pgenv = {k: v for k, v in self.env.items() if not k.startswith("PG")}
+        q = run(["psql", "-X", "-Atc", "SELECT max(version) FROM schema_migrations", url],
+                env=pgenv)
+        self.assertEqual(q.returncode, 0, q.stdout)
+        self.assertGreaterEqual(int(q.stdout.strip()), 1)
+        with open(os.path.join(self.state, "logs", "server.log")) as f:
+            self.assertIn('"msg":"database ready"', f.read())
+        # ... and a server older than the database's schema refuses to start
+        q = run(["psql", "-X", "-Atc", "INSERT INTO schema_migrations (version, name) "
+                 "VALUES (99999, 'from_a_newer_server')", url], env=pgenv)
+        self.assertEqual(q.returncode, 0, q.stdout)
+        try:
+            old = run([harness.SERVER_BIN, "--insecure", "--listen", "127.0.0.1:0",
+                       "--database-url", url], timeout=30)
+            self.assertEqual(old.returncode, 1, old.stdout)
+            self.assertIn("SCHEMA_TOO_NEW", old.stdout)
+            self.assertIn("newer than this server", old.stdout)
+        finally:
+            run(["psql", "-X", "-Atc", "DELETE FROM schema_migrations WHERE version = 99999",
+                 url], env=pgenv)
+        # an unreachable database stops the start too
+        bad = run([harness.SERVER_BIN, "--insecure", "--listen", "127.0.0.1:0",
+                   "--database-url", "postgresql:///novacron?host=/nonexistent&port=1",
+                   "--database-connect-timeout-ms", "500"], timeout=30)
+        self.assertEqual(bad.returncode, 1, bad.stdout)
+        self.assertIn("UNAVAILABLE", bad.stdout)
+
         # the printed recipes work as printed
         py = [ln for ln in res.stdout.splitlines() if "examples/python/health.py" in ln]
         self.assertEqual(len(py), 1, res.stdout)
