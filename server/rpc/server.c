@@ -566,5 +566,8 @@ void rpc_server_destroy(rpc_server *srv) {
   pthread_mutex_destroy(&srv->mu);
   pthread_cond_destroy(&srv->cond);
   free(srv);
-  grpc_shutdown();
+  /* gRPC may finish tearing down connections (and their TLS state) on
+   * another thread after grpc_shutdown returns; the server is about to
+   * exit, so wait for it: nothing is left running or allocated. */
+  grpc_shutdown_blocking();
 }
