@@ -10,6 +10,7 @@
 #define NC_AUTH_AUTH_H
 
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stddef.h>
 
 typedef enum auth_status {
@@ -28,5 +29,9 @@ const char *auth_strerror(auth_status s);
  * `return auth_refuse(why, len, "too short");` in the checks. */
 bool auth_refuse(char *why, size_t whylen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The va_list form: formats into `why` when given. */
+void auth_vreason(char *why, size_t whylen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #endif

@@ -18,12 +18,14 @@ const char *auth_strerror(auth_status s) {
   return "unknown auth status";
 }
 
+void auth_vreason(char *why, size_t whylen, const char *fmt, va_list ap) {
+  if (why && whylen) vsnprintf(why, whylen, fmt, ap);
+}
+
 bool auth_refuse(char *why, size_t whylen, const char *fmt, ...) {
-  if (why && whylen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-  }
+  va_list ap;
+  va_start(ap, fmt);
+  auth_vreason(why, whylen, fmt, ap);
+  va_end(ap);
   return false;
 }

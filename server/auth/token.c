@@ -70,12 +70,10 @@ static auth_status fail(auth_status st, char *why, size_t whylen, const char *fm
     __attribute__((format(printf, 4, 5)));
 
 static auth_status fail(auth_status st, char *why, size_t whylen, const char *fmt, ...) {
-  if (why && whylen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-  }
+  va_list ap;
+  va_start(ap, fmt);
+  auth_vreason(why, whylen, fmt, ap);
+  va_end(ap);
   return st;
 }
 

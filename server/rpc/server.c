@@ -18,6 +18,7 @@
 
 #include "rpc/internal.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
 static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -463,14 +464,7 @@ void rpc_server_stream_closed(rpc_server *srv, rpc_call *call) {
 }
 
 static bool wait_until(rpc_server *srv, bool (*done)(rpc_server *), int timeout_ms) {
-  struct timespec dl;
-  clock_gettime(CLOCK_MONOTONIC, &dl);
-  dl.tv_sec += timeout_ms / 1000;
-  dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (dl.tv_nsec >= 1000000000L) {
-    dl.tv_sec++;
-    dl.tv_nsec -= 1000000000L;
-  }
+  struct timespec dl = nc_monotonic_after_ms(timeout_ms < 0 ? 0 : timeout_ms);
   pthread_mutex_lock(&srv->mu);
   while (!done(srv)) {
     if (timeout_ms < 0) {

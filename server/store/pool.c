@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/timeutil.h"
 
 struct store_conn {
   store_pool *pool;
@@ -220,14 +221,7 @@ store_status store_pool_acquire(store_pool *pool, int timeout_ms, store_conn **o
                                 size_t errlen) {
   *out = NULL;
   if (timeout_ms < 0) timeout_ms = 0;
-  struct timespec deadline;
-  clock_gettime(CLOCK_MONOTONIC, &deadline);
-  deadline.tv_sec += timeout_ms / 1000;
-  deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (deadline.tv_nsec >= 1000000000L) {
-    deadline.tv_sec++;
-    deadline.tv_nsec -= 1000000000L;
-  }
+  struct timespec deadline = nc_monotonic_after_ms(timeout_ms);
 
   pthread_mutex_lock(&pool->mu);
   while (pool->nfree == 0) {
