@@ -417,6 +417,33 @@ const char *rpc_call_method(const rpc_call *c) {
 const char *rpc_call_peer(const rpc_call *c) { return c->peer ? c->peer : ""; }
 const char *rpc_call_request_id(const rpc_call *c) { return c->request_id; }
 const char *rpc_call_principal(const rpc_call *c) { return c->principal; }
+void rpc_call_set_auth(rpc_call *c, void *auth) { c->auth = auth; }
+void *rpc_call_auth(const rpc_call *c) { return c->auth; }
+const ProtobufCMessage *rpc_call_request(const rpc_call *c) { return c->request; }
+
+const char *rpc_call_peer_cert_cn(rpc_call *c) {
+  if (!c->call) return NULL;
+  grpc_auth_context *ctx = grpc_call_auth_context(c->call);
+  if (!ctx) return NULL;
+  const char *out = NULL;
+  /* Only a certificate the handshake verified counts: the transport
+   * security type must be TLS and the peer identity must be present. */
+  if (grpc_auth_context_peer_is_authenticated(ctx)) {
+    grpc_auth_property_iterator it =
+        grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_CN_PROPERTY_NAME);
+    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+    if (p && p->value_length > 0 && p->value_length < 256) {
+      char *cn = rpc_call_alloc(c, p->value_length + 1);
+      if (cn) {
+        memcpy(cn, p->value, p->value_length);
+        cn[p->value_length] = '\0';
+        out = cn;
+      }
+    }
+  }
+  grpc_auth_context_release(ctx);
+  return out;
+}
 void rpc_call_set_principal(rpc_call *c, const char *p) {
   free(c->principal);
   c->principal = p ? strdup(p) : NULL;
@@ -568,6 +595,12 @@ static void run_handler(rpc_call *c) {
         return;
       }
     }
+  }
+  if (!row->handler) {
+    int code = rpc_fail(c, GRPC_STATUS_UNIMPLEMENTED, "%s.%s is not implemented yet",
+                        c->method->service->desc->name, row->name);
+    finish(c, NULL, code, fail_text(c, code));
+    return;
   }
   int code;
   switch (row->kind) {
@@ -730,7 +763,10 @@ static void on_new_call(rpc_call *c, bool ok) {
     return;
   }
   const rpc_method_row *row = &c->method->row;
-  if (!row->handler) {
+  /* Handler-less unary and server-streaming rows still go through the
+   * interceptors (authentication first), then answer UNIMPLEMENTED. */
+  bool decoded_kind = row->kind == RPC_UNARY || row->kind == RPC_SERVER_STREAMING;
+  if (!row->handler && (!decoded_kind || srv->ninterceptors == 0)) {
     fail_now(c, GRPC_STATUS_UNIMPLEMENTED, "%s.%s is not implemented yet",
              c->method->service->desc->name, row->name);
     return;

@@ -159,8 +159,14 @@ static int watch(rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage *
 }
 
 static const rpc_method_row health_rows[] = {
-    {"Check", RPC_UNARY, check, RPC_INLINE | RPC_IDEMPOTENT | RPC_PUBLIC},
-    {"Watch", RPC_SERVER_STREAMING, watch, RPC_INLINE | RPC_PUBLIC},
+    {.name = "Check",
+     .kind = RPC_UNARY,
+     .handler = check,
+     .flags = RPC_INLINE | RPC_IDEMPOTENT | RPC_PUBLIC},
+    {.name = "Watch",
+     .kind = RPC_SERVER_STREAMING,
+     .handler = watch,
+     .flags = RPC_INLINE | RPC_PUBLIC},
 };
 
 int rpc_health_register(rpc_server *srv, char *errbuf, size_t errlen) {

@@ -109,6 +109,7 @@ struct rpc_call {
   char *peer; /* gpr_malloc'd */
   char request_id[40];
   char *principal;
+  void *auth;    /* rpc_call_set_auth */
   char *message; /* rpc_fail() text, in the arena */
   int logged_code;
   rpc_arena arena;

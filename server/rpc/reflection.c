@@ -345,10 +345,16 @@ static int reflect_v1alpha(rpc_call *call, const ProtobufCMessage *req, Protobuf
 }
 
 static const rpc_method_row v1_rows[] = {
-    {"ServerReflectionInfo", RPC_BIDI_STREAMING, reflect_v1, RPC_INLINE | RPC_PUBLIC},
+    {.name = "ServerReflectionInfo",
+     .kind = RPC_BIDI_STREAMING,
+     .handler = reflect_v1,
+     .flags = RPC_INLINE | RPC_PUBLIC},
 };
 static const rpc_method_row v1alpha_rows[] = {
-    {"ServerReflectionInfo", RPC_BIDI_STREAMING, reflect_v1alpha, RPC_INLINE | RPC_PUBLIC},
+    {.name = "ServerReflectionInfo",
+     .kind = RPC_BIDI_STREAMING,
+     .handler = reflect_v1alpha,
+     .flags = RPC_INLINE | RPC_PUBLIC},
 };
 
 int rpc_reflection_register(rpc_server *srv, char *errbuf, size_t errlen) {

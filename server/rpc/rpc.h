@@ -39,6 +39,9 @@ enum {
   RPC_IDEMPOTENT = 1u << 1,
   /* Callable without credentials (health, reflection, Login). */
   RPC_PUBLIC = 1u << 2,
+  /* Changes state: the audit interceptor records every such call, allowed
+   * or refused. */
+  RPC_MUTATING = 1u << 3,
 };
 
 /* Returned by a server-streaming handler that will finish the call later
@@ -68,10 +71,22 @@ typedef struct rpc_method_row {
   rpc_kind kind;
   rpc_handler_fn handler;
   unsigned flags;
+  /* What the authorization interceptor requires of the caller. The runtime
+   * does not interpret it; the interceptor that reads it defines the values
+   * (server/api/authz.h). */
+  int access;
+  /* Dotted path of the request's string field that names the resource or
+   * parent the call acts on ("name", "parent", "quota.name"); NULL when the
+   * call names none. The authorizer derives the project from it and the
+   * audit log records it. */
+  const char *scope;
 } rpc_method_row;
 
 /* Interceptors run in registration order before the handler (on the thread
- * that runs the handler) and after the call has ended. `before` returns
+ * that runs the handler, after the request was decoded; also for rows
+ * without a handler, which answer UNIMPLEMENTED only after the interceptors
+ * let them through) and after the call has ended (on a completion-queue
+ * thread: `after` must not block). `before` returns
  * GRPC_STATUS_OK (0) to continue or a status (with rpc_fail()) to end the
  * call without running the handler. */
 typedef struct rpc_interceptor {
@@ -155,6 +170,16 @@ const char *rpc_call_peer(const rpc_call *call);   /* "ipv4:127.0.0.1:5555" */
 const char *rpc_call_request_id(const rpc_call *call);
 const char *rpc_call_principal(const rpc_call *call); /* NULL until authenticated */
 void rpc_call_set_principal(rpc_call *call, const char *principal);
+/* Whatever the authentication interceptor attached to the call (allocated
+ * in the call arena or owned elsewhere); NULL until set. */
+void rpc_call_set_auth(rpc_call *call, void *auth);
+void *rpc_call_auth(const rpc_call *call);
+/* The decoded request of a unary or server-streaming call (the first
+ * request of the others, while it is being handled); NULL before decoding. */
+const ProtobufCMessage *rpc_call_request(const rpc_call *call);
+/* The common name of the client certificate the TLS layer verified, copied
+ * into the call arena; NULL without a verified client certificate. */
+const char *rpc_call_peer_cert_cn(rpc_call *call);
 const rpc_method_row *rpc_call_row(const rpc_call *call); /* NULL: unknown method */
 void *rpc_call_service_ctx(const rpc_call *call);
 /* First value of a request metadata key (lower case), NUL-terminated copy in

@@ -284,9 +284,9 @@ int rpc_server_add_service(rpc_server *srv, const ProtobufCServiceDescriptor *de
     } else {
       int declared =
           srv->reflection ? rpc_reflection_method_kind(srv->reflection, desc->name, md->name) : -1;
-      rm->row = (rpc_method_row){md->name, declared >= 0 ? (rpc_kind)declared : RPC_UNARY, NULL, 0};
+      rm->row = (rpc_method_row){.name = md->name,
+                                 .kind = declared >= 0 ? (rpc_kind)declared : RPC_UNARY};
     }
-    if (!rm->row.handler) rm->row.flags |= RPC_INLINE; /* answering UNIMPLEMENTED never blocks */
     size_t plen = strlen(desc->name) + strlen(md->name) + 3;
     rm->path = malloc(plen);
     if (!rm->path) {

@@ -122,10 +122,15 @@ int main(int argc, char **argv) {
                           .requests_per_method = 2};
   rpc_server *srv = NULL;
   char err[256], bound[128];
-  const rpc_method_row b[] = {{"ServerReflectionInfo", RPC_BIDI_STREAMING, bidi, 0}};
-  const rpc_method_row cs[] = {{"ServerReflectionInfo", RPC_CLIENT_STREAMING, client_stream, 0}};
-  const rpc_method_row ss[] = {{"WatchEvents", RPC_SERVER_STREAMING, server_stream, 0}};
-  const rpc_method_row un[] = {{"GetVm", RPC_UNARY, unary, 0}};
+  const rpc_method_row b[] = {
+      {.name = "ServerReflectionInfo", .kind = RPC_BIDI_STREAMING, .handler = bidi, .flags = 0}};
+  const rpc_method_row cs[] = {{.name = "ServerReflectionInfo",
+                                .kind = RPC_CLIENT_STREAMING,
+                                .handler = client_stream,
+                                .flags = 0}};
+  const rpc_method_row ss[] = {
+      {.name = "WatchEvents", .kind = RPC_SERVER_STREAMING, .handler = server_stream, .flags = 0}};
+  const rpc_method_row un[] = {{.name = "GetVm", .kind = RPC_UNARY, .handler = unary, .flags = 0}};
   if (rpc_server_create(&o, &srv, err, sizeof(err)) ||
       rpc_server_add_service(srv, &grpc__reflection__v1__server_reflection__descriptor, b, 1, NULL,
                              err, sizeof(err)) ||

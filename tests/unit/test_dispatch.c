@@ -80,23 +80,28 @@ static void every_api_method_is_registered(void **state) {
 static void rows_must_match_the_proto(void **state) {
   rpc_server *srv = new_server();
   char err[256];
-  const rpc_method_row wrong_kind[] = {{"WatchEvents", RPC_UNARY, dummy, 0}};
+  const rpc_method_row wrong_kind[] = {
+      {.name = "WatchEvents", .kind = RPC_UNARY, .handler = dummy, .flags = 0}};
   assert_int_equal(rpc_server_add_service(srv, &novacron__v1__event_service__descriptor, wrong_kind,
                                           1, NULL, err, sizeof(err)),
                    -1);
   assert_non_null(strstr(err, "WatchEvents"));
-  const rpc_method_row unknown[] = {{"Frobnicate", RPC_UNARY, dummy, 0}};
+  const rpc_method_row unknown[] = {
+      {.name = "Frobnicate", .kind = RPC_UNARY, .handler = dummy, .flags = 0}};
   assert_int_equal(rpc_server_add_service(srv, &novacron__v1__vm_service__descriptor, unknown, 1,
                                           NULL, err, sizeof(err)),
                    -1);
   assert_non_null(strstr(err, "no method Frobnicate"));
-  const rpc_method_row twice[] = {{"GetVm", RPC_UNARY, dummy, 0}, {"GetVm", RPC_UNARY, dummy, 0}};
+  const rpc_method_row twice[] = {
+      {.name = "GetVm", .kind = RPC_UNARY, .handler = dummy, .flags = 0},
+      {.name = "GetVm", .kind = RPC_UNARY, .handler = dummy, .flags = 0}};
   assert_int_equal(rpc_server_add_service(srv, &novacron__v1__vm_service__descriptor, twice, 2,
                                           NULL, err, sizeof(err)),
                    -1);
   /* nothing half-registered after the failures */
   assert_null(rpc_server_lookup(srv, "/novacron.v1.VmService/GetVm"));
-  const rpc_method_row good[] = {{"GetVm", RPC_UNARY, dummy, RPC_IDEMPOTENT}};
+  const rpc_method_row good[] = {
+      {.name = "GetVm", .kind = RPC_UNARY, .handler = dummy, .flags = RPC_IDEMPOTENT}};
   assert_int_equal(rpc_server_add_service(srv, &novacron__v1__vm_service__descriptor, good, 1, NULL,
                                           err, sizeof(err)),
                    0);
