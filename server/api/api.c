@@ -1,32 +1,22 @@
 /*
- * api.c - registers every novacron.v1 service with the runtime. Services
- * whose handlers have not been built yet are registered with no rows: their
- * methods exist (reflection lists them, clients can call them) and answer
- * UNIMPLEMENTED with the method's name.
+ * api.c - registers every novacron.v1 service with the runtime, each with
+ * its method table (api/services.h).
  */
 #include "api/api.h"
 
-#include "novacron/v1/backup.pb-c.h"
-#include "novacron/v1/event.pb-c.h"
-#include "novacron/v1/federation.pb-c.h"
-#include "novacron/v1/host.pb-c.h"
-#include "novacron/v1/identity.pb-c.h"
-#include "novacron/v1/network.pb-c.h"
-#include "novacron/v1/operations.pb-c.h"
-#include "novacron/v1/storage.pb-c.h"
-#include "novacron/v1/vm.pb-c.h"
+#include "api/services.h"
 
-static const ProtobufCServiceDescriptor *const services[] = {
-    &novacron__v1__vm_service__descriptor,         &novacron__v1__host_service__descriptor,
-    &novacron__v1__storage_service__descriptor,    &novacron__v1__network_service__descriptor,
-    &novacron__v1__identity_service__descriptor,   &novacron__v1__backup_service__descriptor,
-    &novacron__v1__federation_service__descriptor, &novacron__v1__operations_service__descriptor,
-    &novacron__v1__event_service__descriptor,
+static const api_service *const services[] = {
+    &api_vm_service,         &api_host_service,       &api_storage_service,
+    &api_network_service,    &api_identity_service,   &api_backup_service,
+    &api_federation_service, &api_operations_service, &api_event_service,
 };
 
 int api_register_all(rpc_server *srv, char *errbuf, size_t errlen) {
   for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
-    if (rpc_server_add_service(srv, services[i], NULL, 0, NULL, errbuf, errlen) != 0) return -1;
+    const api_service *s = services[i];
+    if (rpc_server_add_service(srv, s->desc, s->rows, s->nrows, NULL, errbuf, errlen) != 0)
+      return -1;
   }
   return 0;
 }
