@@ -2,7 +2,11 @@
 # buf-curl.sh - call NovaCron with `buf curl`, which needs no .proto files:
 # it reads the schema from the server's reflection service.
 #
-#   examples/buf-curl.sh [--target HOST:PORT] [--ca CA.crt] [--cert C --key K] [--token T]
+#   examples/buf-curl.sh [--target HOST:PORT] [--ca CA.crt] [--cert C --key K]
+#                        [--token T | --user U --password-file F]
+#
+# With --user it logs in first (IdentityService/Login) and uses the access
+# token it gets; --token sends a token or API key you already have.
 #
 # Defaults: --target localhost:8443 (env NOVACRON_TARGET) and --ca
 # .state/certs/ca.crt (env NOVACRON_CA), which is what scripts/run sets up.
@@ -12,7 +16,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${NOVACRON_TARGET:-localhost:8443}
 ca=${NOVACRON_CA:-$root/.state/certs/ca.crt}
-cert='' key='' token=${NOVACRON_TOKEN:-}
+cert='' key='' token=${NOVACRON_TOKEN:-} user='' pwfile=''
+
 while (($#)); do
   case $1 in
     --target) target=$2; shift ;;
@@ -20,6 +25,8 @@ while (($#)); do
     --cert) cert=$2; shift ;;
     --key) key=$2; shift ;;
     --token) token=$2; shift ;;
+    --user) user=$2; shift ;;
+    --password-file) pwfile=$2; shift ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -32,10 +39,9 @@ buf=$root/node_modules/.bin/buf
 }
 
 # what every call shares: gRPC protocol, trust the development CA, and
-# optionally a client certificate (mTLS) and a bearer token
+# optionally a client certificate (mTLS)
 common=(--protocol grpc --cacert "$ca")
 [[ -n $cert ]] && common+=(--cert "$cert" --key "$key")
-[[ -n $token ]] && common+=(-H "Authorization: Bearer $token")
 url=https://$target
 
 show() { # a command as you would type it (paths relative to here)
@@ -65,10 +71,29 @@ step "$buf" curl "${common[@]}" -d '{}' "$url/grpc.health.v1.Health/Check"
 step "$buf" curl "${common[@]}" -d '{"service": "novacron.v1.VmService"}' \
   "$url/grpc.health.v1.Health/Check"
 
-# 4. a NovaCron method: JSON in, JSON out; an error prints its code and
-# message as JSON and exits non-zero (methods not written yet answer
-# "unimplemented")
+# 4. log in: the password goes in on stdin (-d @-) so it is not on the
+# command line; the access token comes back in the JSON answer
+if [[ -n $user ]]; then
+  [[ -r $pwfile ]] || { echo "--password-file $pwfile is not readable" >&2; exit 2; }
+  show "$buf" curl "${common[@]}" -d @- "$url/novacron.v1.IdentityService/Login"
+  printf '  (stdin: {"username": "%s", "password": "..."})\n' "$user"
+  login=$(/usr/bin/python3 -c 'import json, sys; print(json.dumps({"username": sys.argv[1], "password": open(sys.argv[2]).read().strip()}))' "$user" "$pwfile" |
+    "$buf" curl "${common[@]}" -d @- "$url/novacron.v1.IdentityService/Login")
+  token=$(printf '%s' "$login" | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["accessToken"])')
+  printf '  -> accessToken (%d characters), session %s\n' "${#token}" \
+    "$(printf '%s' "$login" | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["session"])')"
+fi
+auth=()
+[[ -n $token ]] && auth=(-H "Authorization: Bearer $token")
+
+# 5. NovaCron methods: JSON in, JSON out, the token in a header; an error
+# prints its code and message as JSON and exits non-zero (without a token:
+# "unauthenticated"; methods not written yet: "unimplemented")
 rc=0
-step "$buf" curl "${common[@]}" -d '{"parent": "projects/demo", "page_size": 10}' \
+step "$buf" curl "${common[@]}" "${auth[@]}" -d '{}' \
+  "$url/novacron.v1.IdentityService/WhoAmI" || rc=$?
+echo "(exit status $rc)"
+rc=0
+step "$buf" curl "${common[@]}" "${auth[@]}" -d '{"parent": "projects/default", "page_size": 10}' \
   "$url/novacron.v1.VmService/ListVms" || rc=$?
 echo "(exit status $rc)"

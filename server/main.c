@@ -12,10 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api.h"
+#include "core/audit.h"
+#include "core/identity.h"
 #include "rpc/accesslog.h"
+#include "rpc/ratelimit.h"
 #include "rpc/rpc.h"
 #include "store/migrate.h"
 #include "store/pool.h"
@@ -65,13 +70,53 @@ static const nc_cfg_setting settings[] = {
      "move away before calls are refused.",
      NULL},
     {"database-url", NC_CFG_STRING, NULL, 0, 0,
-     "PostgreSQL connection string (libpq URI or key=value). When set, the schema is migrated "
-     "at start and a schema newer than this server stops the start.",
+     "PostgreSQL connection string (libpq URI or key=value). Required. The schema is migrated "
+     "at start; a schema newer than this server stops the start.",
      NULL},
     {"database-pool-size", NC_CFG_INT, "25", 1, 1000, "PostgreSQL connections kept by the server.",
      NULL},
     {"database-connect-timeout-ms", NC_CFG_INT, "5000", 100, 600000,
      "How long opening one PostgreSQL connection may take.", NULL},
+    {"token-secret-file", NC_CFG_STRING, NULL, 0, 0,
+     "File holding the secret that signs access tokens (at least 32 bytes, not a known "
+     "default). Required unless NOVACRON_TOKEN_SECRET is set.",
+     NULL},
+    {"token-previous-secret-file", NC_CFG_STRING, NULL, 0, 0,
+     "File holding the previous signing secret, still accepted for --token-previous-grace-s "
+     "after start (secret rotation).",
+     NULL},
+    {"token-previous-grace-s", NC_CFG_INT, "86400", 0, 31 * 86400,
+     "How long tokens signed with the previous secret stay valid after start.", NULL},
+    {"token-issuer", NC_CFG_STRING, "novacron", 0, 0,
+     "The iss and aud claim of access tokens (give each cluster its own).", NULL},
+    {"access-token-ttl-s", NC_CFG_INT, "900", 30, 86400, "Lifetime of an access token.", NULL},
+    {"session-ttl-s", NC_CFG_INT, "604800", 300, 90 * 86400,
+     "Lifetime of a login session (its refresh tokens), from login.", NULL},
+    {"password-min-length", NC_CFG_INT, "12", 8, 256, "Minimum password length in characters.",
+     NULL},
+    {"login-max-failures", NC_CFG_INT, "5", 1, 1000,
+     "Failed logins within --login-window-s that lock a user out.", NULL},
+    {"login-window-s", NC_CFG_INT, "900", 1, 86400, "Window in which failed logins count.", NULL},
+    {"login-lockout-s", NC_CFG_INT, "900", 1, 86400, "How long a locked-out user must wait.", NULL},
+    {"service-principals", NC_CFG_STRING, NULL, 0, 0,
+     "Client-certificate CNs accepted as service principals: CN=system-admin or "
+     "CN=projects/P:viewer|operator|admin, comma-separated.",
+     NULL},
+    {"admin-password-file", NC_CFG_STRING, NULL, 0, 0,
+     "First start only: where to write the generated password of the admin user (mode 0600), "
+     "unless NOVACRON_ADMIN_PASSWORD gives one.",
+     NULL},
+    {"rate-limit-rps", NC_CFG_INT, "100", 0, 1000000,
+     "Calls per second allowed to each authenticated principal (0: unlimited).", NULL},
+    {"rate-limit-burst", NC_CFG_INT, "200", 1, 1000000, "Burst size of the per-principal limit.",
+     NULL},
+    {"rate-limit-anonymous-rps", NC_CFG_INT, "10", 0, 1000000,
+     "Unauthenticated calls (Login, RefreshToken) per second per client host (0: unlimited).",
+     NULL},
+    {"rate-limit-anonymous-burst", NC_CFG_INT, "30", 1, 1000000,
+     "Burst size of the per-host limit on unauthenticated calls.", NULL},
+    {"audit-queue", NC_CFG_INT, "100000", 100, 10000000,
+     "Audit records held in memory while PostgreSQL is unreachable.", NULL},
     {"ready-file", NC_CFG_STRING, NULL, 0, 0,
      "Write the bound address here once serving (for scripts and tests).", NULL},
 };
@@ -117,6 +162,86 @@ static store_pool *open_database(const nc_cfg *cfg) {
          LKV_I("migrations_applied", applied),
          LKV_I("pool_size", nc_cfg_int(cfg, "database-pool-size")));
   return pool;
+}
+
+/* Reads a secret file (trailing newlines dropped) into buf. -1 with a
+ * reason when unreadable, empty or readable by others. */
+static int read_secret_file(const char *path, char *buf, size_t len, char *err, size_t errlen) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  if (st.st_mode & 0077) {
+    close(fd);
+    snprintf(err, errlen, "%s is readable by other users: chmod 600 it", path);
+    return -1;
+  }
+  ssize_t n = read(fd, buf, len - 1);
+  close(fd);
+  if (n <= 0) {
+    snprintf(err, errlen, "%s is empty", path);
+    return -1;
+  }
+  buf[n] = '\0';
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+    buf[--n] = '\0';
+  return 0;
+}
+
+/* The identity service: signing secrets, policy, lockout, service
+ * principals, then the first-start bootstrap. NULL (logged) on failure. */
+static core_identity *open_identity(const nc_cfg *cfg, store_pool *db) {
+  char err[512] = "";
+  char secret[4096] = "", previous[4096] = "";
+  const char *file = nc_cfg_str(cfg, "token-secret-file");
+  const char *env = getenv("NOVACRON_TOKEN_SECRET");
+  core_identity *id = NULL;
+  if (file) {
+    if (read_secret_file(file, secret, sizeof(secret), err, sizeof(err)) != 0) goto out;
+  } else if (env && *env) {
+    snprintf(secret, sizeof(secret), "%s", env);
+  } else {
+    snprintf(err, sizeof(err),
+             "no token signing secret: set --token-secret-file or NOVACRON_TOKEN_SECRET (at least "
+             "32 random bytes, e.g. openssl rand -base64 48)");
+    goto out;
+  }
+  const char *pfile = nc_cfg_str(cfg, "token-previous-secret-file");
+  if (pfile && read_secret_file(pfile, previous, sizeof(previous), err, sizeof(err)) != 0) goto out;
+  core_identity_config ic;
+  core_identity_config_default(&ic);
+  ic.issuer = nc_cfg_str(cfg, "token-issuer");
+  ic.access_ttl_s = nc_cfg_int(cfg, "access-token-ttl-s");
+  ic.session_ttl_s = nc_cfg_int(cfg, "session-ttl-s");
+  ic.login_max_failures = (int)nc_cfg_int(cfg, "login-max-failures");
+  ic.login_window_s = nc_cfg_int(cfg, "login-window-s");
+  ic.lockout_s = nc_cfg_int(cfg, "login-lockout-s");
+  ic.policy.min_length = (size_t)nc_cfg_int(cfg, "password-min-length");
+  ic.signing_secret = secret;
+  ic.previous_secret = previous[0] ? previous : NULL;
+  ic.previous_not_after = (int64_t)time(NULL) + nc_cfg_int(cfg, "token-previous-grace-s");
+  ic.service_principals = nc_cfg_str(cfg, "service-principals");
+  if (core_identity_new(db, &ic, &id, err, sizeof(err)) != 0) goto out;
+  bool created = false;
+  const char *pwfile = nc_cfg_str(cfg, "admin-password-file");
+  if (core_identity_bootstrap(id, getenv("NOVACRON_ADMIN_PASSWORD"), pwfile, &created, err,
+                              sizeof(err)) != 0) {
+    core_identity_free(id);
+    id = NULL;
+    goto out;
+  }
+  if (created)
+    nc_log(NC_LOG_INFO, "first start: created the system administrator \"admin\"",
+           LKV_S("password",
+                 getenv("NOVACRON_ADMIN_PASSWORD") ? "from NOVACRON_ADMIN_PASSWORD" : pwfile));
+out:
+  explicit_bzero(secret, sizeof(secret));
+  explicit_bzero(previous, sizeof(previous));
+  if (!id) nc_log(NC_LOG_ERROR, "cannot start", LKV_S("error", err));
+  return id;
 }
 
 int main(int argc, char **argv) {
@@ -186,13 +311,38 @@ int main(int argc, char **argv) {
   int rc = 1;
   rpc_server *srv = NULL;
   store_pool *db = NULL;
-  if (nc_cfg_str(cfg, "database-url") && !(db = open_database(cfg))) goto out;
+  api_ctx actx = {0};
+  rpc_ratelimit *rl = NULL;
+  const char *dburl = nc_cfg_str(cfg, "database-url");
+  if (!dburl || !*dburl) {
+    nc_log(NC_LOG_ERROR, "cannot start",
+           LKV_S("error",
+                 "--database-url (or NOVACRON_DATABASE_URL) is required: identity, "
+                 "audit and every resource live in PostgreSQL"));
+    goto out;
+  }
+  if (!(db = open_database(cfg))) goto out;
+  if (!(actx.identity = open_identity(cfg, db))) goto out;
+  if (!(actx.audit = core_audit_new(db, (int)nc_cfg_int(cfg, "audit-queue")))) goto out;
+  rpc_ratelimit_options rlo = {
+      .rate = (double)nc_cfg_int(cfg, "rate-limit-rps"),
+      .burst = (double)nc_cfg_int(cfg, "rate-limit-burst"),
+      .anon_rate = (double)nc_cfg_int(cfg, "rate-limit-anonymous-rps"),
+      .anon_burst = (double)nc_cfg_int(cfg, "rate-limit-anonymous-burst"),
+  };
+  if (!(rl = rpc_ratelimit_new(&rlo))) goto out;
   if (rpc_server_create(&opts, &srv, err, sizeof(err)) != 0 ||
-      api_register_all(srv, err, sizeof(err)) != 0) {
+      api_register_all(srv, &actx, err, sizeof(err)) != 0) {
     nc_log(NC_LOG_ERROR, "cannot start", LKV_S("error", err));
     goto out;
   }
+  /* access log first (it sees every call), then who is calling, then how
+   * often they may */
   if (nc_cfg_bool(cfg, "access-log")) rpc_server_add_interceptor(srv, &rpc_access_log_interceptor);
+  rpc_interceptor authz = api_authz_interceptor(&actx);
+  rpc_server_add_interceptor(srv, &authz);
+  rpc_interceptor limit = rpc_ratelimit_interceptor(rl);
+  rpc_server_add_interceptor(srv, &limit);
   char bound[256];
   if (rpc_server_start(srv, bound, sizeof(bound), err, sizeof(err)) != 0) {
     nc_log(NC_LOG_ERROR, "cannot start", LKV_S("error", err));
@@ -222,6 +372,9 @@ int main(int argc, char **argv) {
   rc = 0;
 out:
   rpc_server_destroy(srv);
+  core_audit_free(actx.audit, 5000);
+  core_identity_free(actx.identity);
+  rpc_ratelimit_free(rl);
   store_pool_free(db);
   nc_cfg_free(cfg);
   return rc;

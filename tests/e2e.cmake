@@ -12,7 +12,7 @@ function(nc_e2e_test name module)
            WORKING_DIRECTORY ${NC_E2E_DIR})
   set_tests_properties(e2e.${name} PROPERTIES
     ENVIRONMENT "${NC_TEST_ENV};PYTHONDONTWRITEBYTECODE=1"
-    FIXTURES_REQUIRED certs
+    FIXTURES_REQUIRED "certs;pg"
     LABELS e2e
     TIMEOUT 300)
 endfunction()

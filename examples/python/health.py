@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """health.py - call NovaCron from Python grpcio over TLS.
 
-Checks the server's health (grpc.health.v1.Health/Check), then calls
-novacron.v1.VmService/ListVms and prints the answer or the status.
+Checks the server's health (grpc.health.v1.Health/Check), logs in
+(IdentityService/Login) when given a user, asks who it is
+(IdentityService/WhoAmI), then calls novacron.v1.VmService/ListVms and
+prints each answer or status.
 
     /usr/bin/python3 examples/python/health.py --target localhost:8443 \
-        --ca .state/certs/ca.crt [--cert client.crt --key client.key] [--token TOKEN]
+        --ca .state/certs/ca.crt [--user admin --password-file .state/admin-password]
+        [--cert client.crt --key client.key] [--token TOKEN]
 
 Needs python3-grpcio, python3-protobuf, protobuf-compiler,
 protobuf-compiler-grpc and grpc-proto (Debian); the stubs are generated from
@@ -23,6 +26,7 @@ import novacron_stubs  # noqa: E402
 
 novacron_stubs.load()
 from grpcstubs.health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+from novacron.v1 import identity_pb2, identity_pb2_grpc  # noqa: E402
 from novacron.v1 import vm_pb2, vm_pb2_grpc  # noqa: E402
 
 
@@ -40,7 +44,10 @@ def main():
     p.add_argument("--cert", help="PEM client certificate (mTLS)")
     p.add_argument("--key", help="PEM key of the client certificate")
     p.add_argument("--token", default=os.environ.get("NOVACRON_TOKEN"),
-                   help="bearer token sent as 'authorization: Bearer TOKEN'")
+                   help="bearer token (access token or API key) sent as "
+                   "'authorization: Bearer TOKEN'")
+    p.add_argument("--user", help="log in as this user (password from --password-file)")
+    p.add_argument("--password-file", help="file holding the password of --user")
     p.add_argument("--project", default="default", help="project whose VMs are listed")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per call")
     a = p.parse_args()
@@ -51,9 +58,8 @@ def main():
         root_certificates=read(a.ca) if a.ca else None,
         private_key=read(a.key) if a.key else None,
         certificate_chain=read(a.cert) if a.cert else None)
-    if a.token:
-        creds = grpc.composite_channel_credentials(
-            creds, grpc.access_token_call_credentials(a.token))
+    if bool(a.user) != bool(a.password_file):
+        p.error("--user and --password-file go together")
 
     with grpc.secure_channel(a.target, creds) as channel:
         health = health_pb2_grpc.HealthStub(channel)
@@ -65,10 +71,33 @@ def main():
         status = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
         print("health: %s" % status)
 
+        identity = identity_pb2_grpc.IdentityServiceStub(channel)
+        token = a.token
+        if a.user:
+            password = read(a.password_file).decode().strip()
+            try:
+                login = identity.Login(identity_pb2.LoginRequest(username=a.user,
+                                                                 password=password),
+                                       timeout=a.timeout)
+                token = login.access_token
+                print("login: OK, session %s" % login.session)
+            except grpc.RpcError as e:
+                print("login: %s: %s" % (e.code().name, e.details()))
+                return 1
+        # every call but health and reflection carries the credential
+        md = [("authorization", "Bearer " + token)] if token else []
+        try:
+            who = identity.WhoAmI(identity_pb2.WhoAmIRequest(), metadata=md,
+                                  timeout=a.timeout).principal
+            print("novacron.v1.IdentityService/WhoAmI: %s%s" %
+                  (who.name, " (system administrator)" if who.system_admin else ""))
+        except grpc.RpcError as e:
+            print("novacron.v1.IdentityService/WhoAmI: %s: %s" % (e.code().name, e.details()))
+
         vms = vm_pb2_grpc.VmServiceStub(channel)
         req = vm_pb2.ListVmsRequest(parent="projects/" + a.project, page_size=10)
         try:
-            resp = vms.ListVms(req, timeout=a.timeout)
+            resp = vms.ListVms(req, metadata=md, timeout=a.timeout)
             print("novacron.v1.VmService/ListVms: OK, %d VM(s)" % len(resp.vms))
             for vm in resp.vms:
                 print("  %s" % vm.name)

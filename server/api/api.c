@@ -12,10 +12,10 @@ static const api_service *const services[] = {
     &api_federation_service, &api_operations_service, &api_event_service,
 };
 
-int api_register_all(rpc_server *srv, char *errbuf, size_t errlen) {
+int api_register_all(rpc_server *srv, api_ctx *ctx, char *errbuf, size_t errlen) {
   for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
     const api_service *s = services[i];
-    if (rpc_server_add_service(srv, s->desc, s->rows, s->nrows, NULL, errbuf, errlen) != 0)
+    if (rpc_server_add_service(srv, s->desc, s->rows, s->nrows, ctx, errbuf, errlen) != 0)
       return -1;
   }
   return 0;

@@ -10,9 +10,11 @@
 
 #include <stddef.h>
 
+#include "api/authz.h"
 #include "rpc/rpc.h"
 
-/* Registers every novacron.v1 service. Returns -1 with a message on error. */
-int api_register_all(rpc_server *srv, char *errbuf, size_t errlen);
+/* Registers every novacron.v1 service with `ctx` as the handlers' context.
+ * Returns -1 with a message on error. */
+int api_register_all(rpc_server *srv, api_ctx *ctx, char *errbuf, size_t errlen);
 
 #endif

@@ -321,7 +321,7 @@ store_status store_exec(store_conn *conn, const char *name, const char *sql, int
     snprintf(conn->err, sizeof(conn->err), "database unavailable: connection lost");
     return STORE_UNAVAILABLE;
   }
-  if (!is_prepared(conn, name)) {
+  if (name && !is_prepared(conn, name)) {
     PGresult *res = PQprepare(conn->pg, name, sql, nparams, NULL);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
       store_status st = classify(conn, res);
@@ -336,7 +336,8 @@ store_status store_exec(store_conn *conn, const char *name, const char *sql, int
       return STORE_INTERNAL;
     }
   }
-  PGresult *res = PQexecPrepared(conn->pg, name, nparams, params, NULL, NULL, 0);
+  PGresult *res = name ? PQexecPrepared(conn->pg, name, nparams, params, NULL, NULL, 0)
+                       : PQexecParams(conn->pg, sql, nparams, NULL, params, NULL, NULL, 0);
   ExecStatusType rs = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
   if (rs != PGRES_TUPLES_OK && rs != PGRES_COMMAND_OK) {
     store_status st = classify(conn, res);

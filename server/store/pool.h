@@ -62,7 +62,10 @@ void store_pool_release(store_conn *conn);
  * connection sees the name) with `nparams` text parameters (NULL = SQL NULL).
  * On STORE_OK `*out` is the result (PQclear it); otherwise `*out` is NULL and
  * store_conn_error() says why. A connection-class failure marks the
- * connection for reconnection at its next acquire. */
+ * connection for reconnection at its next acquire. A NULL `name` runs `sql`
+ * unprepared (still with parameters): for statements whose text varies, such
+ * as list queries assembled from a filter, so they do not pile up as
+ * prepared statements on long-lived connections. */
 store_status store_exec(store_conn *conn, const char *name, const char *sql, int nparams,
                         const char *const *params, PGresult **out);
 /* Runs trusted, parameterless SQL that may hold several statements: the

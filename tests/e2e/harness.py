@@ -11,6 +11,8 @@ so `cd tests/e2e && /usr/bin/python3 -m unittest -v test_python_client`
 works by hand after `scripts/gen-certs build/test-certs`.
 """
 import atexit
+import binascii
+import glob
 import os
 import shutil
 import signal
@@ -123,6 +125,36 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Identity: every test server shares the fixture's PostgreSQL (tests/pg.sh)
+# and, so tokens of one server are accepted by the next on the same
+# database, one signing secret per test process. The first server on a
+# database creates `admin` with ADMIN_PASSWORD and the `default` project.
+DATABASE_URL = os.environ.get("NC_DATABASE_URL", "")
+TOKEN_SECRET = os.environ.get("NC_TOKEN_SECRET") or binascii.hexlify(os.urandom(32)).decode()
+ADMIN_PASSWORD = os.environ.get("NC_ADMIN_PASSWORD", "e2e-Bootstrap-Passw0rd-7x")
+
+
+def server_env(database_url=None):
+    """The NOVACRON_* environment a test server needs: database, signing
+    secret and the first administrator's password."""
+    return {"NOVACRON_DATABASE_URL": database_url or DATABASE_URL,
+            "NOVACRON_TOKEN_SECRET": TOKEN_SECRET,
+            "NOVACRON_ADMIN_PASSWORD": ADMIN_PASSWORD}
+
+
+def create_database(prefix="t"):
+    """A fresh, empty database on the fixture's cluster; returns its URL
+    (for tests of first start, migrations and bootstrap)."""
+    name = "%s_%s" % (prefix, binascii.hexlify(os.urandom(6)).decode())
+    pgdir = os.environ["NC_TEST_PG"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+    subprocess.run([os.path.join(bindir, "createdb"), "-h", os.path.join(pgdir, "sock"),
+                    "-p", "5432", "-U", "novacron", name], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    return DATABASE_URL.replace("/novacron?", "/%s?" % name, 1)
+
+
 class ServerError(Exception):
     pass
 
@@ -144,8 +176,11 @@ class Server:
         rc = srv.stop()          # SIGTERM, wait; 0 expected
     Usable as a context manager (stop() on exit, without asserting)."""
 
-    def __init__(self, *args, tls=True, name="server"):
+    def __init__(self, *args, tls=True, name="server", database_url=None, env=None):
         self.args = list(args)
+        self.database_url = database_url or DATABASE_URL
+        self.extra_env = dict(env or {})
+        self.admin_password = ADMIN_PASSWORD
         self.tls = tls
         self.dir = tmpdir(name + "-")
         self.ready_file = os.path.join(self.dir, "ready")
@@ -165,6 +200,8 @@ class Server:
 
     def start(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOVACRON_")}
+        env.update(server_env(self.database_url))
+        env.update(self.extra_env)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, env=env)

@@ -15,8 +15,12 @@ _srv = None
 
 
 def setUpModule():
-    global _srv
+    global _srv, _pwfile
     _srv = Server(name="examples").start()
+    _pwfile = os.path.join(harness.tmpdir("pw-"), "admin-password")
+    with open(_pwfile, "w") as f:
+        f.write(_srv.admin_password + "\n")
+    os.chmod(_pwfile, 0o600)
 
 
 def tearDownModule():
@@ -35,12 +39,20 @@ _cache = harness.tmpdir("stubs-cache-")
 
 class PythonExample(unittest.TestCase):
     def test_health_py(self):
+        res = run([PYTHON, HEALTH_PY, "--target", _srv.addr, "--ca", harness.cert("ca.crt"),
+                   "--user", "admin", "--password-file", _pwfile], env=example_env())
+        self.assertEqual(res.returncode, 0, res.stdout)
+        self.assertIn("health: SERVING", res.stdout)
+        self.assertIn("login: OK, session users/admin/sessions/", res.stdout)
+        self.assertIn("IdentityService/WhoAmI: users/admin (system administrator)", res.stdout)
+        self.assertIn("novacron.v1.VmService/ListVms: UNIMPLEMENTED: "
+                      "novacron.v1.VmService.ListVms is not implemented yet", res.stdout)
+        self.assertNotIn(_srv.admin_password, res.stdout)
+        # without credentials: health works, the API refuses
         res = run([PYTHON, HEALTH_PY, "--target", _srv.addr, "--ca", harness.cert("ca.crt")],
                   env=example_env())
         self.assertEqual(res.returncode, 0, res.stdout)
-        self.assertIn("health: SERVING", res.stdout)
-        self.assertIn("novacron.v1.VmService/ListVms: UNIMPLEMENTED: "
-                      "novacron.v1.VmService.ListVms is not implemented yet", res.stdout)
+        self.assertIn("WhoAmI: UNAUTHENTICATED", res.stdout)
         self.assertTrue(os.listdir(_cache), "no stubs cached")
 
     def test_health_py_target_from_environment_with_token(self):
@@ -86,15 +98,18 @@ class PythonExample(unittest.TestCase):
 class BufCurlExample(unittest.TestCase):
     def test_buf_curl_sh(self):
         res = run([BUF_CURL_SH, "--target", "localhost:%d" % _srv.port, "--ca",
-                   harness.cert("ca.crt")], env=example_env(), timeout=120)
+                   harness.cert("ca.crt"), "--user", "admin", "--password-file", _pwfile],
+                  env=example_env(), timeout=120)
         self.assertEqual(res.returncode, 0, res.stdout)
         out = res.stdout
         for name in harness.local_services():
             self.assertIn(name + "\n", out)
         self.assertIn("novacron.v1.VmService/CreateVm\n", out)
         self.assertEqual(out.count('"status": "SERVING"'), 2, out)
+        self.assertIn('"name": "users/admin"', out)
         self.assertIn('"code": "unimplemented"', out)
         self.assertIn("novacron.v1.VmService.ListVms is not implemented yet", out)
+        self.assertNotIn(_srv.admin_password, out)
         self.assertIn("$ ", out)  # the commands are shown
 
     def test_buf_curl_sh_defaults_from_environment(self):
@@ -104,6 +119,7 @@ class BufCurlExample(unittest.TestCase):
         self.assertEqual(res.returncode, 0, res.stdout)
         self.assertIn("Authorization: Bearer e2e-token", res.stdout)
         self.assertIn('"status": "SERVING"', res.stdout)
+        self.assertIn('"code": "unauthenticated"', res.stdout)
 
     def test_buf_curl_sh_fails_when_unreachable(self):
         res = run([BUF_CURL_SH, "--target", "127.0.0.1:%d" % harness.free_port(), "--ca",

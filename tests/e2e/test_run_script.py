@@ -130,7 +130,16 @@ class RunScript(unittest.TestCase):
         out = run(cmd, cwd=harness.SOURCE_DIR)
         self.assertEqual(out.returncode, 0, out.stdout)
         self.assertIn("health: SERVING", out.stdout)
+        self.assertIn("WhoAmI: users/admin (system administrator)", out.stdout)
         self.assertIn("UNIMPLEMENTED", out.stdout)
+        # the first administrator's password: a private file, printed by path only
+        pw = os.path.join(self.state, "admin-password")
+        self.assertEqual(os.stat(pw).st_mode & 0o777, 0o600)
+        self.assertIn("admin-password", res.stdout)
+        with open(pw) as f:
+            self.assertNotIn(f.read().strip(), res.stdout)
+        secret = os.path.join(self.state, "token-secret")
+        self.assertEqual(os.stat(secret).st_mode & 0o777, 0o600)
         if os.access(harness.BUF, os.X_OK):
             check = [ln for ln in res.stdout.splitlines() if "Health/Check" in ln]
             self.assertEqual(len(check), 1, res.stdout)

@@ -103,6 +103,11 @@ int harness_server_stop(harness_server *srv, int timeout_ms) {
   return rc;
 }
 
+const char *harness_admin_password(void) {
+  const char *pw = getenv("NC_ADMIN_PASSWORD");
+  return pw && *pw ? pw : "e2e-Bootstrap-Passw0rd-7x";
+}
+
 int harness_server_start(harness_server *srv, const harness_options *opts) {
   static const harness_options defaults = {0};
   const char *bin = getenv("NC_SERVER_BIN");
@@ -174,6 +179,14 @@ int harness_server_start(harness_server *srv, const harness_options *opts) {
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
+    /* identity: the fixture's database, a signing secret and the first
+     * administrator's password (the same ones harness.py uses) */
+    const char *url = getenv("NC_DATABASE_URL");
+    if (url) setenv("NOVACRON_DATABASE_URL", url, 1);
+    const char *secret = getenv("NC_TOKEN_SECRET");
+    setenv("NOVACRON_TOKEN_SECRET",
+           secret && *secret ? secret : "integration-test-signing-secret-3f9c1e7a5b2d8046", 1);
+    setenv("NOVACRON_ADMIN_PASSWORD", harness_admin_password(), 1);
     execv(bin, (char *const *)args);
     fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
     _exit(127);

@@ -48,4 +48,8 @@ int harness_server_wait(harness_server *srv, int timeout_ms);
  * server had to be killed or died of a signal. Safe to call twice. */
 int harness_server_stop(harness_server *srv, int timeout_ms);
 
+/* The password of the `admin` user the first server on the test database
+ * created (NC_ADMIN_PASSWORD or the suite's default). */
+const char *harness_admin_password(void);
+
 #endif

@@ -1,0 +1,417 @@
+/*
+ * util.c - the shared helpers of server/core (core/internal.h).
+ */
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "util/log.h"
+
+int core_fail(core_call *call, int code, const char *fmt, ...) {
+  if (call && call->msg && call->msglen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(call->msg, call->msglen, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+void *core_alloc(core_call *call, size_t n) {
+  void *p = call->alloc->alloc(call->alloc->allocator_data, n ? n : 1);
+  if (p) memset(p, 0, n ? n : 1);
+  return p;
+}
+
+char *core_strdup(core_call *call, const char *s) {
+  if (!s) s = "";
+  size_t n = strlen(s) + 1;
+  char *p = core_alloc(call, n);
+  if (p) memcpy(p, s, n);
+  return p;
+}
+
+int core_principal_role(const core_principal *p, const char *project) {
+  if (!p) return CORE_ROLE_NONE;
+  if (p->system_admin) return CORE_ROLE_ADMIN;
+  for (int i = 0; i < p->nbindings; i++)
+    if (strcmp(p->bindings[i].project, project) == 0) return p->bindings[i].role;
+  return CORE_ROLE_NONE;
+}
+
+const char *core_who(const core_call *call) { return call->who ? call->who->name : "anonymous"; }
+
+/* ---- transactions ---- */
+
+int core_from_store(store_status st) {
+  switch (st) {
+  case STORE_OK: return CORE_OK;
+  case STORE_UNAVAILABLE: return CORE_UNAVAILABLE;
+  case STORE_NOT_FOUND: return CORE_NOT_FOUND;
+  case STORE_CONFLICT: return CORE_ALREADY_EXISTS;
+  case STORE_ABORTED: return CORE_ABORTED;
+  case STORE_INVALID: return CORE_INVALID_ARGUMENT;
+  default: return CORE_INTERNAL;
+  }
+}
+
+typedef struct tx_box {
+  core_tx tx;
+  int (*fn)(store_conn *, core_tx *);
+  int code;
+} tx_box;
+
+static int tx_trampoline(store_conn *conn, void *arg) {
+  tx_box *b = arg;
+  b->tx.st = STORE_OK;
+  b->code = b->fn(conn, &b->tx);
+  if (b->code == CORE_OK) return STORE_OK;
+  /* A failed statement decides (ABORTED is retried by store_tx); a domain
+   * refusal just rolls back. */
+  return b->tx.st != STORE_OK ? (int)b->tx.st : (int)STORE_INVALID;
+}
+
+int core_run_tx(store_pool *db, core_call *call, int (*fn)(store_conn *conn, core_tx *tx),
+                void *arg) {
+  tx_box b = {.tx = {.call = call, .arg = arg}, .fn = fn, .code = -1};
+  char err[256] = "";
+  store_status st = store_tx(db, tx_trampoline, &b, 3, err, sizeof(err));
+  if (st == STORE_OK) return CORE_OK;
+  /* fn ran and refused, or one of its statements failed (message set) */
+  if (b.code > 0) return b.code;
+  /* BEGIN or COMMIT failed, or no connection */
+  int code = core_from_store(st);
+  if (code == CORE_UNAVAILABLE)
+    return core_fail(call, code, "the database is unavailable; retry later");
+  if (code == CORE_ABORTED)
+    return core_fail(call, code, "a concurrent change conflicted with this one; retry");
+  nc_log(NC_LOG_ERROR, "store: transaction failed", LKV_S("error", err));
+  return core_fail(call, CORE_INTERNAL, "internal database error");
+}
+
+int core_q(core_tx *tx, store_conn *conn, const char *name, const char *sql, int n,
+           const char *const *params, PGresult **res) {
+  PGresult *r = NULL;
+  store_status st = store_exec(conn, name, sql, n, params, &r);
+  if (res)
+    *res = r;
+  else if (r)
+    PQclear(r);
+  if (st == STORE_OK) return CORE_OK;
+  if (tx->st == STORE_OK) tx->st = st;
+  int code = core_from_store(st);
+  switch (code) {
+  case CORE_UNAVAILABLE:
+    return core_fail(tx->call, code, "the database is unavailable; retry later");
+  case CORE_ABORTED: return core_fail(tx->call, code, "a concurrent change conflicted; retry");
+  case CORE_ALREADY_EXISTS: return core_fail(tx->call, code, "already exists");
+  case CORE_INVALID_ARGUMENT: return core_fail(tx->call, code, "invalid value");
+  default:
+    nc_log(NC_LOG_ERROR, "store: statement failed", LKV_S("statement", name),
+           LKV_S("error", store_conn_error(conn)));
+    return core_fail(tx->call, CORE_INTERNAL, "internal database error");
+  }
+}
+
+const char *core_val(const PGresult *res, int r, int c) {
+  return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
+}
+bool core_bool(const PGresult *res, int r, int c) {
+  const char *v = core_val(res, r, c);
+  return v && v[0] == 't';
+}
+int64_t core_i64(const PGresult *res, int r, int c) {
+  const char *v = core_val(res, r, c);
+  return v ? strtoll(v, NULL, 10) : 0;
+}
+
+Google__Protobuf__Timestamp *core_ts(core_call *call, const PGresult *res, int r, int c) {
+  const char *v = core_val(res, r, c);
+  if (!v) return NULL;
+  long long us = strtoll(v, NULL, 10);
+  Google__Protobuf__Timestamp *ts = core_alloc(call, sizeof(*ts));
+  if (!ts) return NULL;
+  google__protobuf__timestamp__init(ts);
+  long long s = us / 1000000, rem = us % 1000000;
+  if (rem < 0) {
+    rem += 1000000;
+    s -= 1;
+  }
+  ts->seconds = s;
+  ts->nanos = (int32_t)(rem * 1000);
+  return ts;
+}
+
+Google__Protobuf__Timestamp *core_ts_s(core_call *call, int64_t seconds) {
+  Google__Protobuf__Timestamp *ts = core_alloc(call, sizeof(*ts));
+  if (!ts) return NULL;
+  google__protobuf__timestamp__init(ts);
+  ts->seconds = seconds;
+  return ts;
+}
+
+void core_ts_text(const Google__Protobuf__Timestamp *ts, char *buf, size_t len) {
+  snprintf(buf, len, "%" PRId64 ".%06d", ts->seconds, ts->nanos / 1000);
+}
+
+/* ---- names and text ---- */
+
+bool core_id_valid(const char *id) {
+  size_t n = id ? strlen(id) : 0;
+  if (n < 1 || n > 63 || id[0] < 'a' || id[0] > 'z') return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = id[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return true;
+}
+
+bool core_name1(const char *name, const char *prefix, char *id, size_t idlen) {
+  size_t pl = strlen(prefix);
+  if (!name || strncmp(name, prefix, pl) != 0) return false;
+  const char *rest = name + pl;
+  if (!core_id_valid(rest) || strlen(rest) >= idlen) return false;
+  snprintf(id, idlen, "%s", rest);
+  return true;
+}
+
+bool core_name2(const char *name, const char *collection, char *project, size_t plen, char *id,
+                size_t idlen) {
+  if (!name || strncmp(name, "projects/", 9) != 0) return false;
+  const char *p = name + 9;
+  const char *slash = strchr(p, '/');
+  if (!slash || (size_t)(slash - p) >= plen) return false;
+  char proj[64];
+  size_t n = (size_t)(slash - p);
+  if (n >= sizeof(proj)) return false;
+  memcpy(proj, p, n);
+  proj[n] = '\0';
+  if (!core_id_valid(proj)) return false;
+  size_t cl = strlen(collection);
+  if (strncmp(slash + 1, collection, cl) != 0 || slash[1 + cl] != '/') return false;
+  const char *rest = slash + 2 + cl;
+  if (!core_id_valid(rest) || strlen(rest) >= idlen) return false;
+  snprintf(project, plen, "%s", proj);
+  snprintf(id, idlen, "%s", rest);
+  return true;
+}
+
+static bool utf8_clean(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < n;) {
+    unsigned c = p[i];
+    if (c < 0x20 || c == 0x7f) return false;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t len = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (!len || i + len > n || c == 0xc0 || c == 0xc1 || c > 0xf4) return false;
+    for (size_t k = 1; k < len; k++)
+      if ((p[i + k] & 0xc0) != 0x80) return false;
+    /* C1 control characters U+0080..U+009F */
+    if (c == 0xc2 && p[i + 1] < 0xa0) return false;
+    i += len;
+  }
+  return true;
+}
+
+int core_check_text(core_call *call, const char *field, const char *s, size_t max) {
+  size_t n = s ? strlen(s) : 0;
+  if (n > max) return core_fail(call, CORE_INVALID_ARGUMENT, "%s: at most %zu bytes", field, max);
+  if (!utf8_clean(s ? s : "", n))
+    return core_fail(call, CORE_INVALID_ARGUMENT,
+                     "%s: must be UTF-8 text without control characters", field);
+  return CORE_OK;
+}
+
+int core_check_request_id(core_call *call, const char *rid) {
+  if (!rid || !*rid) return CORE_OK;
+  static const char tmpl[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+  if (strlen(rid) != sizeof(tmpl) - 1) goto bad;
+  for (size_t i = 0; i < sizeof(tmpl) - 1; i++) {
+    char c = rid[i];
+    if (tmpl[i] == '-') {
+      if (c != '-') goto bad;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+      goto bad;
+    }
+  }
+  return CORE_OK;
+bad:
+  return core_fail(call, CORE_INVALID_ARGUMENT, "request_id: must be a UUID");
+}
+
+char *core_etag(core_call *call, int64_t version) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "v%" PRId64, version);
+  return core_strdup(call, buf);
+}
+
+int core_check_etag(core_call *call, const char *etag, int64_t version, const char *what) {
+  if (!etag || !*etag) return CORE_OK;
+  char buf[32];
+  snprintf(buf, sizeof(buf), "v%" PRId64, version);
+  if (strcmp(buf, etag) == 0) return CORE_OK;
+  return core_fail(call, CORE_ABORTED,
+                   "%s was changed since it was read (etag %s is stale; current is %s): read it "
+                   "again and retry",
+                   what, etag, buf);
+}
+
+/* ---- digests and random ---- */
+
+void core_sha256(const void *data, size_t n, unsigned char out[CORE_DIGEST_LEN]) {
+  unsigned int len = CORE_DIGEST_LEN;
+  EVP_Digest(data, n, out, &len, EVP_sha256(), NULL);
+}
+
+void core_derive(const core_identity *id, const char *const *parts, size_t nparts,
+                 unsigned char out[CORE_DIGEST_LEN]) {
+  /* HMAC over the parts, each followed by a NUL so boundaries are fixed. */
+  EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                         OSSL_PARAM_construct_end()};
+  size_t outl = 0;
+  memset(out, 0, CORE_DIGEST_LEN);
+  if (ctx && EVP_MAC_init(ctx, id->derive_key, CORE_DIGEST_LEN, params)) {
+    for (size_t i = 0; i < nparts; i++)
+      EVP_MAC_update(ctx, (const unsigned char *)parts[i], strlen(parts[i]) + 1);
+    EVP_MAC_final(ctx, out, &outl, CORE_DIGEST_LEN);
+  }
+  EVP_MAC_CTX_free(ctx);
+  EVP_MAC_free(mac);
+}
+
+void core_hex(const unsigned char *in, size_t n, char *out) {
+  static const char hx[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = hx[in[i] >> 4];
+    out[2 * i + 1] = hx[in[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+void core_bytea(const unsigned char d[CORE_DIGEST_LEN], char out[2 * CORE_DIGEST_LEN + 3]) {
+  out[0] = '\\';
+  out[1] = 'x';
+  core_hex(d, CORE_DIGEST_LEN, out + 2);
+}
+
+int core_random_token(const char *prefix, char *out, size_t outlen) {
+  unsigned char raw[32];
+  if (RAND_bytes(raw, sizeof(raw)) != 1) return -1;
+  size_t pl = strlen(prefix);
+  if (outlen < pl + 2 * sizeof(raw) + 1) return -1;
+  memcpy(out, prefix, pl);
+  core_hex(raw, sizeof(raw), out + pl);
+  return 0;
+}
+
+int core_uuid(char out[37]) {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof(b)) != 1) return -1;
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+  char h[33];
+  core_hex(b, 16, h);
+  snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
+  return 0;
+}
+
+/* ---- idempotency ---- */
+
+static void message_digest(const ProtobufCMessage *m, unsigned char out[CORE_DIGEST_LEN]) {
+  size_t n = protobuf_c_message_get_packed_size(m);
+  uint8_t *buf = malloc(n ? n : 1);
+  if (!buf) {
+    memset(out, 0, CORE_DIGEST_LEN);
+    return;
+  }
+  protobuf_c_message_pack(m, buf);
+  core_sha256(buf, n, out);
+  free(buf);
+}
+
+int core_idem_lookup(core_tx *tx, store_conn *conn, const char *rid, const ProtobufCMessage *req,
+                     const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **replay,
+                     bool *found) {
+  *found = false;
+  *replay = NULL;
+  if (!rid || !*rid) return CORE_OK;
+  const char *p[] = {core_who(tx->call), tx->call->method, rid};
+  PGresult *r;
+  int code = core_q(tx, conn, "idem_get",
+                    "SELECT request_digest, response FROM idempotency "
+                    "WHERE principal = $1 AND method = $2 AND request_id = $3",
+                    3, p, &r);
+  if (code) return code;
+  if (PQntuples(r) == 0) {
+    PQclear(r);
+    return CORE_OK;
+  }
+  unsigned char want[CORE_DIGEST_LEN];
+  char want_txt[2 * CORE_DIGEST_LEN + 3];
+  message_digest(req, want);
+  core_bytea(want, want_txt);
+  if (strcmp(PQgetvalue(r, 0, 0), want_txt) != 0) {
+    PQclear(r);
+    return core_fail(tx->call, CORE_INVALID_ARGUMENT,
+                     "request_id %s was already used for a different request", rid);
+  }
+  size_t n = 0;
+  unsigned char *bin = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 1), &n);
+  PQclear(r);
+  if (!bin) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+  *replay = protobuf_c_message_unpack(resp_desc, tx->call->alloc, n, bin);
+  PQfreemem(bin);
+  if (!*replay) return core_fail(tx->call, CORE_INTERNAL, "stored response is unreadable");
+  *found = true;
+  return CORE_OK;
+}
+
+int core_idem_store(core_tx *tx, store_conn *conn, const char *rid, const ProtobufCMessage *req,
+                    const ProtobufCMessage *resp) {
+  if (!rid || !*rid) return CORE_OK;
+  unsigned char d[CORE_DIGEST_LEN];
+  char dtxt[2 * CORE_DIGEST_LEN + 3];
+  message_digest(req, d);
+  core_bytea(d, dtxt);
+  size_t n = protobuf_c_message_get_packed_size(resp);
+  uint8_t *buf = malloc(n ? n : 1);
+  if (!buf) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+  protobuf_c_message_pack(resp, buf);
+  char *hex = malloc(2 * n + 3);
+  if (!hex) {
+    free(buf);
+    return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+  }
+  hex[0] = '\\';
+  hex[1] = 'x';
+  core_hex(buf, n, hex + 2);
+  free(buf);
+  const char *p[] = {core_who(tx->call), tx->call->method, rid, dtxt, hex};
+  int code = core_q(tx, conn, "idem_put",
+                    "INSERT INTO idempotency (principal, method, request_id, request_digest, "
+                    "response) VALUES ($1, $2, $3, $4::bytea, $5::bytea)",
+                    5, p, NULL);
+  free(hex);
+  return code;
+}
+
+void core_copy_message(ProtobufCMessage *dst, const ProtobufCMessage *src) {
+  memcpy(dst, src, src->descriptor->sizeof_message);
+}
+
+int core_page_size(core_call *call, int32_t requested, int *out) {
+  if (requested < 0)
+    return core_fail(call, CORE_INVALID_ARGUMENT, "page_size: must not be negative");
+  *out = requested == 0 ? 50 : requested > 500 ? 500 : requested;
+  return CORE_OK;
+}
