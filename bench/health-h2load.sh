@@ -137,9 +137,11 @@ cpu_busy() {
 IDLE_BUSY=$(cpu_busy 2>/dev/null || true)
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/health-h2load.XXXXXX")
+PGDIR=/tmp/nc-bench-pg-$$
 PIDS=()
 cleanup() {
   local p
+  "$ROOT/tests/pg.sh" stop "$PGDIR" >/dev/null 2>&1 || true
   for p in "${PIDS[@]}"; do
     kill -TERM "$p" 2>/dev/null || true
   done
@@ -152,6 +154,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 "$ROOT/scripts/gen-certs" "$TMP/certs" >/dev/null
+# the server needs PostgreSQL and a signing secret (tests/pg.sh: a private
+# socket-only cluster, removed at exit)
+"$ROOT/tests/pg.sh" start "$PGDIR" >/dev/null
+export NOVACRON_DATABASE_URL="postgresql:///novacron?host=$PGDIR/sock&port=5432&user=novacron"
+NOVACRON_TOKEN_SECRET=$(openssl rand -base64 48)
+export NOVACRON_TOKEN_SECRET NOVACRON_ADMIN_PASSWORD="bench-Root-$(openssl rand -hex 8)"
 printf '\0\0\0\0\0' >"$TMP/body" # gRPC frame: uncompressed, length 0 (empty HealthCheckRequest)
 PATH_=/grpc.health.v1.Health/Check
 H2_HEADERS=(-H 'content-type: application/grpc' -H 'te: trailers')

@@ -394,7 +394,7 @@ int core_identity_authenticate(core_identity *id, core_call *call, const char *b
     core_sha256(bearer, strlen(bearer), d);
     core_bytea(d, dtxt);
     auth_arg a = {.id = id, .key_digest = dtxt, .out = out};
-    return core_run_tx(id->db, call, auth_key_tx, &a);
+    return core_run_ro(id->db, call, auth_key_tx, &a);
   }
   auth_claims claims;
   char why[160];
@@ -413,7 +413,7 @@ int core_identity_authenticate(core_identity *id, core_call *call, const char *b
     snprintf(out->session, sizeof(out->session), "%s", sid);
     out->expire = claims.exp;
     auth_arg a = {.id = id, .username = user, .session = out->session, .out = out};
-    code = core_run_tx(id->db, call, auth_user_tx, &a);
+    code = core_run_ro(id->db, call, auth_user_tx, &a);
   }
   auth_claims_free(&claims);
   return code;

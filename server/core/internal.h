@@ -48,6 +48,12 @@ typedef struct core_tx {
 int core_run_tx(store_pool *db, core_call *call, int (*fn)(store_conn *conn, core_tx *tx),
                 void *arg);
 
+/* Runs fn(conn, tx) on a pooled connection without a transaction: for
+ * read-only work whose statements need no common snapshot (authentication
+ * on every call), saving BEGIN and COMMIT round trips. */
+int core_run_ro(store_pool *db, core_call *call, int (*fn)(store_conn *conn, core_tx *tx),
+                void *arg);
+
 /* Runs one prepared statement; on failure records the status in `tx`, sets
  * the call's message and returns the CORE code (UNAVAILABLE, ALREADY_EXISTS,
  * ...), with *res NULL. */

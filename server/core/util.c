@@ -94,6 +94,22 @@ int core_run_tx(store_pool *db, core_call *call, int (*fn)(store_conn *conn, cor
   return core_fail(call, CORE_INTERNAL, "internal database error");
 }
 
+int core_run_ro(store_pool *db, core_call *call, int (*fn)(store_conn *conn, core_tx *tx),
+                void *arg) {
+  core_tx tx = {.call = call, .arg = arg};
+  store_conn *conn = NULL;
+  char err[256] = "";
+  store_status st =
+      store_pool_acquire(db, STORE_POOL_DEFAULT_ACQUIRE_TIMEOUT_MS, &conn, err, sizeof(err));
+  if (st != STORE_OK)
+    return core_fail(call,
+                     core_from_store(st) == CORE_UNAVAILABLE ? CORE_UNAVAILABLE : CORE_INTERNAL,
+                     "the database is unavailable; retry later");
+  int code = fn(conn, &tx);
+  store_pool_release(conn);
+  return code;
+}
+
 int core_q(core_tx *tx, store_conn *conn, const char *name, const char *sql, int n,
            const char *const *params, PGresult **res) {
   PGresult *r = NULL;
