@@ -6,6 +6,8 @@
  * A unary call is one batch of six ops on its own queue, waited for with the
  * call's deadline plus slack; the core ends the call at its deadline, so the
  * batch always completes and everything is released before returning.
+ * With a session (session.c), the credential is refreshed first when due,
+ * and a call rejected UNAUTHENTICATED is made once more after a refresh.
  */
 #include <grpc/byte_buffer_reader.h>
 #include <stdlib.h>
@@ -68,18 +70,13 @@ nc_status nc_message_decode(grpc_byte_buffer *buf, const ProtobufCMessageDescrip
   return NC_OK;
 }
 
-nc_status nc_outgoing_md_init(nc_outgoing_md *md, nc_client *client,
+nc_status nc_outgoing_md_init(nc_outgoing_md *md, const char *authorization,
                               const nc_call_options *call_opts, nc_error *err) {
-  char *authorization = NULL;
   memset(md, 0, sizeof(*md));
-  if (nc_client_authorization(client, &authorization) != NC_OK)
-    return nc_fail(err, NC_ERR_NO_MEMORY, "out of memory");
   if (authorization) {
     md->md[md->count].key = grpc_slice_from_static_string("authorization");
     md->md[md->count].value = grpc_slice_from_copied_string(authorization);
     md->count++;
-    explicit_bzero(authorization, strlen(authorization));
-    free(authorization);
   }
   if (call_opts && call_opts->request_id) {
     md->md[md->count].key = grpc_slice_from_static_string("x-request-id");
@@ -152,10 +149,12 @@ static nc_status batch_refused(grpc_call_error e, nc_error *err) {
   return nc_fail(err, NC_ERR_CLOSED, "the call could not be started (grpc_call_error %d)", (int)e);
 }
 
-nc_status nc_call_unary(nc_client *client, const char *method, const ProtobufCMessage *request,
-                        const ProtobufCMessageDescriptor *response_type,
-                        ProtobufCMessage **response, const nc_call_options *call_opts,
-                        nc_error *err) {
+/* One attempt of a unary call with the arguments checked, sending
+ * `authorization` (may be NULL). */
+static nc_status unary_once(nc_client *client, const char *method, const ProtobufCMessage *request,
+                            const ProtobufCMessageDescriptor *response_type,
+                            ProtobufCMessage **response, const nc_call_options *call_opts,
+                            const char *authorization, nc_error *err) {
   nc_status st;
   grpc_completion_queue *cq = NULL;
   grpc_call *call = NULL;
@@ -172,11 +171,9 @@ nc_status nc_call_unary(nc_client *client, const char *method, const ProtobufCMe
   nc_error_clear(err);
   grpc_metadata_array_init(&initial_md);
   grpc_metadata_array_init(&trailing_md);
-  if (response) *response = NULL;
-  st = nc_call_check_args(client, method, request, response_type, response, call_opts, err);
-  if (st != NC_OK) goto cleanup;
+  *response = NULL;
   gpr_timespec deadline = nc_client_deadline(client, call_opts);
-  if ((st = nc_outgoing_md_init(&out_md, client, call_opts, err)) != NC_OK) goto cleanup;
+  if ((st = nc_outgoing_md_init(&out_md, authorization, call_opts, err)) != NC_OK) goto cleanup;
   if ((st = nc_message_encode(request, &send_buf, err)) != NC_OK) goto cleanup;
   cq = grpc_completion_queue_create_for_pluck(NULL);
   if ((st = nc_call_create(client, method, cq, deadline, &call, err)) != NC_OK) goto cleanup;
@@ -224,6 +221,50 @@ cleanup:
   if (send_buf) grpc_byte_buffer_destroy(send_buf);
   if (recv_buf) grpc_byte_buffer_destroy(recv_buf);
   nc_outgoing_md_destroy(&out_md);
+  return st;
+}
+
+/* Methods whose UNAUTHENTICATED judges the request, not the credential
+ * (a wrong password): a refresh would not help. */
+static bool unauthenticated_is_an_answer(const char *method) {
+  return nc_method_is_anonymous(method) ||
+         strcmp(method, "/" NC_IDENTITY_SERVICE "/ChangePassword") == 0;
+}
+
+nc_status nc_call_unary(nc_client *client, const char *method, const ProtobufCMessage *request,
+                        const ProtobufCMessageDescriptor *response_type,
+                        ProtobufCMessage **response, const nc_call_options *call_opts,
+                        nc_error *err) {
+  nc_error local;
+  nc_credential cred = {NULL, 0};
+  nc_status st;
+
+  if (!err) err = &local;
+  nc_error_clear(err);
+  if (response) *response = NULL;
+  st = nc_call_check_args(client, method, request, response_type, response, call_opts, err);
+  if (st != NC_OK) return st;
+  if ((st = nc_session_credential(client, method, &cred, err)) != NC_OK) return st;
+  st = unary_once(client, method, request, response_type, response, call_opts, cred.authorization,
+                  err);
+  if (st == NC_ERR_RPC && err->code == NC_GRPC_UNAUTHENTICATED &&
+      !unauthenticated_is_an_answer(method)) {
+    /* the access token may have expired or been replaced: refresh (or
+     * pick up another thread's refresh) and try once more */
+    nc_error refresh_err;
+    nc_status rst = nc_session_refresh(client, NC_REFRESH_IF_SAME, cred.generation, &refresh_err);
+    nc_credential_destroy(&cred);
+    if (rst == NC_OK) {
+      st = nc_session_credential(client, method, &cred, err);
+      if (st == NC_OK)
+        st = unary_once(client, method, request, response_type, response, call_opts,
+                        cred.authorization, err);
+    } else if (rst != NC_ERR_NOT_FOUND) {
+      *err = refresh_err; /* why the session could not go on */
+      st = rst;
+    }
+  }
+  nc_credential_destroy(&cred);
   return st;
 }
 

@@ -1,6 +1,7 @@
 /*
  * client.c - nc_client: one gRPC channel (TLS unless asked otherwise) plus
- * the settings every call on it shares (bearer token, default deadline).
+ * the settings every call on it shares (credential, default deadline). The
+ * session behind a credential (login, refresh, callback) is session.c's.
  *
  * TLS material is read here, from the paths in the options, so a bad file
  * is reported once with its path; the core only ever sees PEM text. The
@@ -101,6 +102,16 @@ cleanup:
   return st;
 }
 
+/* Frees the client's memory, wiping its secrets (the channel is gone). */
+static void client_release(nc_client *client) {
+  nc_session_forget_locked(client);
+  nc_free_secret(client->token);
+  pthread_cond_destroy(&client->refresh_cv);
+  pthread_mutex_destroy(&client->notify_mu);
+  pthread_mutex_destroy(&client->token_mu);
+  free(client);
+}
+
 nc_status nc_client_new(const nc_options *opts, nc_client **out, nc_error *err) {
   nc_status st = NC_OK;
   nc_client *client = NULL;
@@ -124,12 +135,20 @@ nc_status nc_client_new(const nc_options *opts, nc_client **out, nc_error *err) 
     goto cleanup;
   }
   client = calloc(1, sizeof(*client));
-  if (!client || (opts->token && !(client->token = strdup(opts->token)))) {
+  if (!client) {
     st = nc_fail(err, NC_ERR_NO_MEMORY, "out of memory");
     goto cleanup;
   }
   pthread_mutex_init(&client->token_mu, NULL);
+  pthread_mutex_init(&client->notify_mu, NULL);
+  pthread_cond_init(&client->refresh_cv, NULL);
+  if (opts->token && !(client->token = strdup(opts->token))) {
+    st = nc_fail(err, NC_ERR_NO_MEMORY, "out of memory");
+    goto cleanup;
+  }
   client->default_deadline_ms = opts->default_deadline_ms;
+  client->session_cb = opts->session_cb;
+  client->session_cb_arg = opts->session_cb_arg;
 
   grpc_init();
   grpc_up = true;
@@ -168,9 +187,7 @@ cleanup:
   if (creds) grpc_channel_credentials_release(creds);
   if (client) {
     if (client->channel) grpc_channel_destroy(client->channel);
-    pthread_mutex_destroy(&client->token_mu);
-    free(client->token);
-    free(client);
+    client_release(client);
     if (grpc_up) grpc_shutdown();
   }
   return st;
@@ -180,9 +197,7 @@ void nc_client_free(nc_client *client) {
   if (!client_ok(client)) return;
   client->magic = 0;
   grpc_channel_destroy(client->channel);
-  pthread_mutex_destroy(&client->token_mu);
-  free(client->token);
-  free(client);
+  client_release(client);
   grpc_shutdown();
 }
 
@@ -192,29 +207,16 @@ nc_status nc_client_set_bearer_token(nc_client *client, const char *token) {
   char *copy = NULL;
   if (token && !(copy = strdup(token))) return NC_ERR_NO_MEMORY;
   pthread_mutex_lock(&client->token_mu);
+  while (client->refreshing)
+    pthread_cond_wait(&client->refresh_cv, &client->token_mu);
   char *old = client->token;
   client->token = copy;
+  nc_session_forget_locked(client); /* a plain token is never refreshed */
+  client->credential_gen++;
+  client->state_version++;
   pthread_mutex_unlock(&client->token_mu);
-  free(old);
+  nc_free_secret(old);
   return NC_OK;
-}
-
-nc_status nc_client_authorization(nc_client *client, char **out) {
-  nc_status st = NC_OK;
-  *out = NULL;
-  pthread_mutex_lock(&client->token_mu);
-  if (client->token) {
-    size_t n = strlen(client->token) + sizeof("Bearer ");
-    char *value = malloc(n);
-    if (value) {
-      snprintf(value, n, "Bearer %s", client->token);
-      *out = value;
-    } else {
-      st = NC_ERR_NO_MEMORY;
-    }
-  }
-  pthread_mutex_unlock(&client->token_mu);
-  return st;
 }
 
 /* Ten years: anything longer is as good as no deadline, and keeps the

@@ -1,7 +1,8 @@
 /*
  * internal.h - libnovacron's private declarations: the structs behind the
  * opaque handles, their magic numbers, and the helpers the files in sdk/
- * share (error filling, PEM loading, message coding, call metadata).
+ * share (error filling, PEM loading, message coding, call metadata, the
+ * credential a call sends and the session behind it).
  *
  * Nothing here is installed or visible outside the library: every symbol is
  * hidden (-fvisibility=hidden); only NC_API functions are exported.
@@ -34,19 +35,49 @@ struct nc_options {
   char *cert_file;
   char *key_file;
   char *server_name;
-  char *token;
+  char *token; /* bearer token or API key (secret: wiped when freed) */
   char *user_agent;
   bool insecure;
   int64_t default_deadline_ms;
+  nc_session_callback session_cb;
+  void *session_cb_arg;
 };
+
+/* A session is refreshed before a call once its access token expires within
+ * this many seconds (or within half its lifetime, if that is shorter). */
+#define NC_REFRESH_MARGIN_S 60
 
 struct nc_client {
   unsigned magic;
   grpc_channel *channel;
   int64_t default_deadline_ms;
-  pthread_mutex_t token_mu; /* guards token */
-  char *token;
+
+  pthread_mutex_t token_mu;  /* guards the credential and session below */
+  pthread_cond_t refresh_cv; /* signalled when a refresh ends */
+  char *token;               /* the bearer credential sent; NULL: none */
+  /* the session behind `token` (has_session), from Login or restored */
+  bool has_session;
+  char *refresh_token;
+  char *session_name;
+  int64_t access_expire;                    /* Unix seconds; 0: unknown */
+  int64_t access_issued;                    /* local Unix seconds it arrived; 0: unknown */
+  int64_t refresh_expire;                   /* Unix seconds; 0: unknown */
+  char refresh_request_id[NC_UUID_LEN + 1]; /* pending refresh to retry; "" */
+  bool refreshing;                          /* one thread is calling RefreshToken */
+  uint64_t credential_gen;                  /* bumped whenever `token` changes */
+  uint64_t state_version;                   /* bumped whenever anything above changes */
+
+  nc_session_callback session_cb;
+  void *session_cb_arg;
+  pthread_mutex_t notify_mu; /* serialises callbacks; taken before token_mu */
+  uint64_t notified_version; /* the state_version last reported */
 };
+
+/* The credential a call sends, snapshotted under the client's lock. */
+typedef struct nc_credential {
+  char *authorization; /* "Bearer ..." or NULL; wiped when destroyed */
+  uint64_t generation; /* the client's credential_gen it came from */
+} nc_credential;
 
 /* What a call sends in its initial metadata; owned by the call. */
 typedef struct nc_outgoing_md {
@@ -97,11 +128,11 @@ nc_status nc_fail(nc_error *err, nc_status status, const char *fmt, ...)
 nc_status nc_fail_rpc(nc_error *err, grpc_status_code code, const grpc_slice *details,
                       const char *request_id);
 
+/* Wipes a secret string and frees it. NULL is ignored. */
+void nc_free_secret(char *secret);
+
 /* ---- client helpers (client.c) ---- */
 
-/* Copies the client's current bearer token into a fresh "Bearer ..."
- * string (*out stays NULL without a token). */
-nc_status nc_client_authorization(nc_client *client, char **out);
 /* The absolute deadline of a call from its options and the client. */
 gpr_timespec nc_client_deadline(const nc_client *client, const nc_call_options *call_opts);
 /* True for a string that may go in an ASCII metadata value. */
@@ -118,8 +149,9 @@ nc_status nc_message_encode(const ProtobufCMessage *msg, grpc_byte_buffer **out,
 /* Parses a received byte buffer as `type`. */
 nc_status nc_message_decode(grpc_byte_buffer *buf, const ProtobufCMessageDescriptor *type,
                             ProtobufCMessage **out, nc_error *err);
-/* Builds the initial metadata of a call (authorization, x-request-id). */
-nc_status nc_outgoing_md_init(nc_outgoing_md *md, nc_client *client,
+/* Builds the initial metadata of a call: `authorization` (may be NULL)
+ * and x-request-id. */
+nc_status nc_outgoing_md_init(nc_outgoing_md *md, const char *authorization,
                               const nc_call_options *call_opts, nc_error *err);
 void nc_outgoing_md_destroy(nc_outgoing_md *md);
 /* Copies x-request-id from initial or trailing metadata into buf[40]. */
@@ -135,5 +167,33 @@ bool nc_cq_wait(grpc_completion_queue *cq, void *tag, gpr_timespec until, bool *
 void nc_cq_destroy(grpc_completion_queue *cq);
 /* `deadline` plus the pluck slack (infinite stays infinite). */
 gpr_timespec nc_deadline_with_slack(gpr_timespec deadline);
+
+/* True for the methods callable without credentials (Login,
+ * RefreshToken): no credential is sent to them and no refresh is tried. */
+bool nc_method_is_anonymous(const char *method);
+
+/* ---- sessions (session.c) ---- */
+
+/* How nc_session_refresh decides whether to call RefreshToken. */
+typedef enum nc_refresh_mode {
+  NC_REFRESH_IF_DUE,  /* only if the access token is (nearly) expired */
+  NC_REFRESH_IF_SAME, /* unless the credential changed since `seen_gen` */
+} nc_refresh_mode;
+
+/* Snapshots the credential for a call to `method`, first refreshing the
+ * session when its access token is due. A failed refresh is returned only
+ * when the access token cannot be used any more. */
+nc_status nc_session_credential(nc_client *client, const char *method, nc_credential *out,
+                                nc_error *err);
+void nc_credential_destroy(nc_credential *cred);
+/* Single-flight refresh (see the modes). NC_ERR_NOT_FOUND without a
+ * refreshable session; NC_OK when another thread's refresh made it moot. */
+nc_status nc_session_refresh(nc_client *client, nc_refresh_mode mode, uint64_t seen_gen,
+                             nc_error *err);
+/* Forgets the session's fields (not `token`); caller holds token_mu. */
+void nc_session_forget_locked(nc_client *client);
+/* Reports the state to the session callback if it changed since the last
+ * report. Never called with token_mu held. */
+void nc_session_notify(nc_client *client);
 
 #endif

@@ -42,7 +42,7 @@ void nc_options_free(nc_options *opts) {
   free(opts->cert_file);
   free(opts->key_file);
   free(opts->server_name);
-  free(opts->token);
+  nc_free_secret(opts->token);
   free(opts->user_agent);
   opts->magic = 0;
   free(opts);
@@ -92,10 +92,32 @@ nc_status nc_options_set_insecure(nc_options *opts, bool insecure) {
   return NC_OK;
 }
 
-nc_status nc_options_set_bearer_token(nc_options *opts, const char *token) {
+/* Replaces the credential by a copy of `token` (NULL clears it), wiping
+ * the old one. */
+static nc_status replace_token(nc_options *opts, const char *token) {
   if (!options_ok(opts)) return NC_ERR_INVALID_ARGUMENT;
   if (token && (!*token || !nc_metadata_value_ok(token))) return NC_ERR_INVALID_ARGUMENT;
-  return replace_string(&opts->token, token);
+  char *copy = NULL;
+  if (token && !(copy = strdup(token))) return NC_ERR_NO_MEMORY;
+  nc_free_secret(opts->token);
+  opts->token = copy;
+  return NC_OK;
+}
+
+nc_status nc_options_set_bearer_token(nc_options *opts, const char *token) {
+  return replace_token(opts, token);
+}
+
+/* An API key travels exactly like a bearer token; neither is refreshed. */
+nc_status nc_options_set_api_key(nc_options *opts, const char *secret) {
+  return replace_token(opts, secret);
+}
+
+nc_status nc_options_set_session_callback(nc_options *opts, nc_session_callback fn, void *arg) {
+  if (!options_ok(opts)) return NC_ERR_INVALID_ARGUMENT;
+  opts->session_cb = fn;
+  opts->session_cb_arg = fn ? arg : NULL;
+  return NC_OK;
 }
 
 nc_status nc_options_set_default_deadline_ms(nc_options *opts, int64_t ms) {

@@ -7,7 +7,9 @@
  * the call ends. nc_stream_next() keeps at most one RECV_MESSAGE in flight;
  * a local timeout leaves it pending for the next call to pick up. Every
  * batch is plucked exactly once, so nc_stream_free() cancels and drains
- * whatever is still pending before releasing anything.
+ * whatever is still pending before releasing anything. A due session
+ * refresh happens before the call starts; a stream rejected
+ * UNAUTHENTICATED is not retried (nc_stream_next reports the status).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +50,7 @@ nc_status nc_call_server_stream(nc_client *client, const char *method,
                                 const nc_call_options *call_opts, nc_error *err) {
   nc_status st;
   nc_stream *s = NULL;
+  nc_credential cred = {NULL, 0};
   grpc_call_error e;
   grpc_op ops[4];
 
@@ -67,8 +70,10 @@ nc_status nc_call_server_stream(nc_client *client, const char *method,
   s->status_details = grpc_empty_slice();
   grpc_metadata_array_init(&s->initial_md);
   grpc_metadata_array_init(&s->trailing_md);
+  if ((st = nc_session_credential(client, method, &cred, err)) != NC_OK) goto cleanup;
   s->deadline = nc_client_deadline(client, call_opts);
-  if ((st = nc_outgoing_md_init(&s->out_md, client, call_opts, err)) != NC_OK) goto cleanup;
+  st = nc_outgoing_md_init(&s->out_md, cred.authorization, call_opts, err);
+  if (st != NC_OK) goto cleanup;
   if ((st = nc_message_encode(request, &s->request, err)) != NC_OK) goto cleanup;
   s->cq = grpc_completion_queue_create_for_pluck(NULL);
   st = nc_call_create(client, method, s->cq, s->deadline, &s->call, err);
@@ -105,6 +110,7 @@ nc_status nc_call_server_stream(nc_client *client, const char *method,
   *out = s;
   s = NULL;
 cleanup:
+  nc_credential_destroy(&cred);
   if (s) stream_destroy(s);
   return st;
 }

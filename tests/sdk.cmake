@@ -2,6 +2,7 @@
 # PkgConfig::CMOCKA, the `certs` fixture and NC_TEST_ENV):
 #   unit.sdk                 libnovacron without a server
 #   unit.sdk_session         its sessions and identity wrappers, without a server
+#   integration.sdk_session  sessions against the real server (refresh, reuse, logout)
 #   integration.sdk_health   libnovacron against the real server
 # nc_test_harness (integration/harness.c) starts and stops a real server;
 # every integration test can link it.
@@ -33,3 +34,15 @@ set_tests_properties(integration.sdk_health PROPERTIES
 # A test server for the runtime itself (driven by tests/e2e/test_runtime.py).
 add_executable(runtime_server integration/runtime_server.c)
 target_link_libraries(runtime_server PRIVATE nc_rpc nc_util)
+
+# integration.sdk_session: login, single-flight refresh, reuse detection,
+# logout and API keys against the real server.
+add_executable(test_sdk_session_server ${CMAKE_CURRENT_LIST_DIR}/integration/test_sdk_session.c)
+target_link_libraries(test_sdk_session_server PRIVATE nc_test_harness novacron PkgConfig::CMOCKA
+                                                      Threads::Threads)
+add_test(NAME integration.sdk_session COMMAND test_sdk_session_server)
+set_tests_properties(integration.sdk_session PROPERTIES
+  LABELS integration
+  TIMEOUT 180
+  FIXTURES_REQUIRED "certs;pg"
+  ENVIRONMENT "${NC_TEST_ENV}")

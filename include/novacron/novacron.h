@@ -12,6 +12,12 @@
  *
  * Memory: responses are allocated by the SDK; release them with
  * nc_message_free(). Strings passed in are copied.
+ *
+ * Credentials: a client sends one bearer credential - a token or API key
+ * set in the options, or a session from nc_client_login() that it refreshes
+ * by itself (rotating refresh tokens; see "sessions and credentials" below
+ * for saving and restoring it). Typed wrappers of IdentityService are in
+ * novacron/identity.h, included at the end of this file.
  */
 #ifndef NOVACRON_NOVACRON_H
 #define NOVACRON_NOVACRON_H
@@ -190,8 +196,88 @@ NC_API nc_status nc_health_watch(nc_client *client, const char *service, nc_stre
 NC_API nc_status nc_health_watch_next(nc_stream *stream, nc_health_status *status,
                                       int64_t timeout_ms, nc_error *err);
 
+/* ---- request ids ---- */
+
+/* Length of a UUID string without its NUL ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"). */
+#define NC_UUID_LEN 36
+
+/* Writes a new random UUID v4 into buf (at least NC_UUID_LEN + 1 bytes):
+ * the request_id that makes a mutating request idempotent, also usable as
+ * nc_call_options.request_id. Added in 0.1. */
+NC_API nc_status nc_new_request_id(char *buf, size_t len);
+
+/* ---- sessions and credentials ----
+ *
+ * A client holds at most one credential, sent as "authorization: Bearer
+ * ..." on every call except IdentityService.Login and RefreshToken:
+ *   - a static bearer token or API key (nc_options_set_bearer_token,
+ *     nc_options_set_api_key, nc_client_set_bearer_token): never refreshed;
+ *   - a session (nc_client_login, or one restored with
+ *     nc_client_set_session): an access token, its refresh token and their
+ *     expiry times.
+ * With a session, a call made when the access token is within 60 s of its
+ * expiry (half its lifetime for tokens living under two minutes) first
+ * calls RefreshToken; one thread refreshes while the others wait and reuse
+ * the result. A call that fails UNAUTHENTICATED is retried once after a
+ * refresh (except Login, RefreshToken and ChangePassword, whose
+ * UNAUTHENTICATED is an answer about the request). Refresh tokens rotate:
+ * each refresh spends the held one, so the holder must persist the newest
+ * (see nc_options_set_session_callback). A refresh whose outcome is unknown
+ * (the server could not be reached or did not answer) keeps its request id
+ * in the session, so that retrying it - even from another process after
+ * nc_client_set_session - is idempotent instead of looking like reuse. A
+ * refresh answered UNAUTHENTICATED ends the session: the client forgets
+ * its tokens. Tokens never appear in nc_error messages or logs, and the
+ * library wipes its copies before freeing them. */
+
+/* A session's state as the SDK hands it out and takes it back. Times are
+ * Unix seconds, 0 when unknown. Strings other than access_token may be
+ * NULL. */
+typedef struct nc_session {
+  char *access_token; /* JWT sent as the bearer credential */
+  int64_t access_token_expire_time;
+  char *refresh_token;               /* single-use; NULL: the session is never refreshed */
+  int64_t refresh_token_expire_time; /* the end of the session */
+  char *session;                     /* "users/{user}/sessions/{id}" */
+  char *refresh_request_id;          /* a refresh whose outcome is unknown, to retry */
+} nc_session;
+
+/* Called whenever the client's session changes by itself - after Login,
+ * every token rotation, before a refresh (to record its request id), and
+ * when the session ends (logout, or a refresh answered UNAUTHENTICATED:
+ * `session` is then NULL) - always with the newest state. `session` is
+ * valid during the call only. Calls are serialised and run on the thread
+ * that changed the session, without the client's token lock held; the
+ * callback may call nc_client_get_session but must not make calls on the
+ * client or log in, log out, refresh or set the session (it would
+ * deadlock). */
+typedef void (*nc_session_callback)(const nc_session *session, void *arg);
+
+/* Sends the API key `secret` as the bearer credential on every call; it is
+ * never refreshed. NULL clears it. Replaces a bearer token. Added in 0.1. */
+NC_API nc_status nc_options_set_api_key(nc_options *opts, const char *secret);
+/* Sets the session callback (fn NULL: none). Added in 0.1. */
+NC_API nc_status nc_options_set_session_callback(nc_options *opts, nc_session_callback fn,
+                                                 void *arg);
+
+/* Restores a saved session (access_token required); the strings are
+ * copied. NULL forgets the session. Replaces any bearer token or API key;
+ * waits for a refresh in progress. Does not call the session callback.
+ * Added in 0.1. */
+NC_API nc_status nc_client_set_session(nc_client *client, const nc_session *session);
+/* Copies the current session into *out (release with nc_session_clear).
+ * NC_ERR_NOT_FOUND when the client holds no session (none yet, logged out,
+ * ended, or only a bearer token or API key). Added in 0.1. */
+NC_API nc_status nc_client_get_session(nc_client *client, nc_session *out);
+/* Wipes and frees the strings of a session from nc_client_get_session and
+ * zeroes it. NULL is ignored. Added in 0.1. */
+NC_API void nc_session_clear(nc_session *session);
+
 #ifdef __cplusplus
 }
 #endif
+
+/* Typed wrappers of novacron.v1.IdentityService, login and logout. */
+#include "novacron/identity.h"
 
 #endif

@@ -82,6 +82,28 @@ static const char *role_name(int access) {
   }
 }
 
+void api_note_result(rpc_call *call, const ProtobufCMessage *resp) {
+  api_auth *a = rpc_call_auth(call);
+  if (!a || !resp || resp->descriptor->n_fields == 0) return;
+  const ProtobufCFieldDescriptor *f = &resp->descriptor->fields[0];
+  if (f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED) return;
+  const ProtobufCMessage *m = *(const ProtobufCMessage *const *)((const char *)resp + f->offset);
+  const char *name = api_field_string(m, "name");
+  if (name && *name) a->resource = rpc_call_strdup(call, name);
+}
+
+/* The audit name of a create call's scope when it is a bare id field:
+ * project_id "web" -> "projects/web" (likewise users, hosts, peers). */
+static const char *resource_name(rpc_call *call, const rpc_method_row *row, const char *v) {
+  if (!v || !*v || strchr(v, '/') || !row->scope) return v;
+  const char *field = strrchr(row->scope, '.') ? strrchr(row->scope, '.') + 1 : row->scope;
+  size_t n = strlen(field);
+  if (n < 4 || strcmp(field + n - 3, "_id") != 0 || n - 3 > 32) return v;
+  char buf[320];
+  snprintf(buf, sizeof(buf), "%.*ss/%s", (int)(n - 3), field, v);
+  return rpc_call_strdup(call, buf);
+}
+
 static int before(rpc_call *call, void *arg) {
   api_ctx *ctx = arg;
   const rpc_method_row *row = rpc_call_row(call);
@@ -162,9 +184,12 @@ static void after(rpc_call *call, int status, const char *message, void *arg) {
   const ProtobufCMessage *req = rpc_call_request(call);
   const char *rid = api_field_string(req, "request_id");
   const char *resource = a ? a->resource : (row->scope ? api_field_string(req, row->scope) : NULL);
+  resource = resource_name(call, row, resource);
   char project[96] = "";
   if (a && a->project[0]) snprintf(project, sizeof(project), "projects/%s", a->project);
   const char *principal = rpc_call_principal(call);
+  const char *peer = rpc_call_peer(call);
+  if (peer && (strncmp(peer, "ipv4:", 5) == 0 || strncmp(peer, "ipv6:", 5) == 0)) peer += 5;
   core_audit_record rec = {.principal = principal ? principal : "anonymous",
                            .project = project,
                            .method = rpc_call_method(call),
@@ -172,7 +197,7 @@ static void after(rpc_call *call, int status, const char *message, void *arg) {
                            .code = status,
                            .message = message,
                            .request_id = rid && *rid ? rid : rpc_call_request_id(call),
-                           .peer = rpc_call_peer(call)};
+                           .peer = peer};
   core_audit_add(ctx->audit, &rec);
 }
 

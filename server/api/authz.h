@@ -41,6 +41,12 @@ const core_principal *api_caller(rpc_call *call);
  * allocator and message buffer. */
 void api_core_call(rpc_call *call, core_call *cc, char *msg, size_t msglen);
 
+/* Records the resource a successful call produced or changed, for its audit
+ * record: the `name` of the response's first message field (the created
+ * user, project, binding, key...). Without it the audit log names the
+ * request's scope field. */
+void api_note_result(rpc_call *call, const ProtobufCMessage *resp);
+
 /* The value of the string field at the dotted `path` of `msg`; NULL when the
  * path does not name a string field. */
 const char *api_field_string(const ProtobufCMessage *msg, const char *path);

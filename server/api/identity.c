@@ -20,7 +20,9 @@
     api_core_call(call, &cc, msg, sizeof(msg));                                          \
     int code = core_identity_##fn(c->identity, &cc, (const Novacron__V1__##Req *)req,    \
                                   (Novacron__V1__##Resp *)resp);                         \
-    return code ? rpc_fail(call, code, "%s", msg) : 0;                                   \
+    if (code) return rpc_fail(call, code, "%s", msg);                                    \
+    api_note_result(call, resp);                                                         \
+    return 0;                                                                            \
   }
 
 HANDLER(refresh_token, RefreshTokenRequest, RefreshTokenResponse)

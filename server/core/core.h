@@ -49,6 +49,7 @@ typedef enum core_principal_kind {
 /* One project role of a principal. */
 typedef struct core_binding {
   char project[64]; /* the {project} id */
+  char id[64];      /* the binding's {binding} id; "" when synthesized (API keys, services) */
   int role;         /* CORE_ROLE_* */
 } core_binding;
 

@@ -298,7 +298,7 @@ static int load_bindings(core_tx *tx, store_conn *conn, const char *user_uid, co
   const char *params[] = {user_uid};
   PGresult *r;
   int code = core_q(tx, conn, "auth_bindings",
-                    "SELECT p.project_id, rb.role FROM role_bindings rb "
+                    "SELECT p.project_id, rb.role, rb.binding_id FROM role_bindings rb "
                     "JOIN projects p ON p.id = rb.project WHERE rb.user_id = $1 "
                     "ORDER BY p.project_id LIMIT 256",
                     1, params, &r);
@@ -307,6 +307,7 @@ static int load_bindings(core_tx *tx, store_conn *conn, const char *user_uid, co
   for (int i = 0; i < PQntuples(r) && i < CORE_MAX_BINDINGS; i++) {
     snprintf(p->bindings[i].project, sizeof(p->bindings[i].project), "%s", PQgetvalue(r, i, 0));
     p->bindings[i].role = (int)core_i64(r, i, 1);
+    snprintf(p->bindings[i].id, sizeof(p->bindings[i].id), "%s", PQgetvalue(r, i, 2));
     p->nbindings++;
   }
   PQclear(r);
@@ -976,11 +977,15 @@ int core_identity_who_am_i(core_identity *id, core_call *call,
     Novacron__V1__RoleBinding *b = core_alloc(call, sizeof(*b));
     if (!b) return core_fail(call, CORE_INTERNAL, "out of memory");
     novacron__v1__role_binding__init(b);
-    char proj[96];
-    snprintf(proj, sizeof(proj), "projects/%s", w->bindings[i].project);
-    /* the binding's own name is not loaded for authentication; the project
-     * and role are what matter here */
-    b->name = core_strdup(call, proj);
+    /* API keys and services get one synthesized binding: no name, no user
+     * (the project is in the name of the key, or in the configuration) */
+    char name[160] = "";
+    if (w->bindings[i].id[0])
+      snprintf(name, sizeof(name), "projects/%s/roleBindings/%s", w->bindings[i].project,
+               w->bindings[i].id);
+    else
+      snprintf(name, sizeof(name), "projects/%s", w->bindings[i].project);
+    b->name = core_strdup(call, name);
     b->user = core_strdup(call, w->kind == CORE_PRINCIPAL_USER ? w->name : "");
     b->role = (Novacron__V1__Role)w->bindings[i].role;
     p->role_bindings[p->n_role_bindings++] = b;

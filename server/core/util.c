@@ -107,6 +107,16 @@ int core_run_ro(store_pool *db, core_call *call, int (*fn)(store_conn *conn, cor
                      "the database is unavailable; retry later");
   int code = fn(conn, &tx);
   store_pool_release(conn);
+  if (code == CORE_UNAVAILABLE && tx.st == STORE_UNAVAILABLE) {
+    /* a pooled connection that died while idle: the read is safe to run
+     * again, and the next acquire reconnects */
+    tx.st = STORE_OK;
+    if (store_pool_acquire(db, STORE_POOL_DEFAULT_ACQUIRE_TIMEOUT_MS, &conn, err, sizeof(err)) !=
+        STORE_OK)
+      return core_fail(call, CORE_UNAVAILABLE, "the database is unavailable; retry later");
+    code = fn(conn, &tx);
+    store_pool_release(conn);
+  }
   return code;
 }
 

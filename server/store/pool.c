@@ -373,11 +373,21 @@ store_status store_tx(store_pool *pool, int (*fn)(store_conn *conn, void *arg), 
   pthread_mutex_unlock(&pool->mu);
 
   store_status st = STORE_INTERNAL;
+  bool begin_retried = false;
   for (int attempt = 0; attempt <= retries; attempt++) {
     store_conn *c = NULL;
     st = store_pool_acquire(pool, timeout_ms, &c, err, errlen);
     if (st != STORE_OK) return st;
     st = tx_command(c, "BEGIN");
+    if (st == STORE_UNAVAILABLE && !begin_retried) {
+      /* A pooled connection that died while idle (PostgreSQL restarted)
+       * fails at BEGIN, before anything ran: try once more, and the next
+       * acquire reconnects it. */
+      begin_retried = true;
+      store_pool_release(c);
+      attempt--;
+      continue;
+    }
     if (st == STORE_OK) {
       st = (store_status)fn(c, arg);
       if (st == STORE_OK && PQtransactionStatus(c->pg) == PQTRANS_INERROR) {

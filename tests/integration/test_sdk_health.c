@@ -111,6 +111,19 @@ static void test_unimplemented_method(void **state) {
   nc_status st = nc_call_unary(client, "/novacron.v1.VmService/GetVm", &req.base,
                                &novacron__v1__vm__descriptor, &resp, NULL, &err);
   int64_t took = now_ms() - start;
+  /* without credentials nothing but health and reflection runs */
+  assert_int_equal(st, NC_ERR_RPC);
+  assert_int_equal(err.code, NC_GRPC_UNAUTHENTICATED);
+  assert_non_null(strstr(err.message, "missing credentials"));
+  assert_null(resp);
+  assert_true(took < 1000);
+  /* logged in, the call reaches the method, which is not built yet */
+  assert_int_equal(nc_client_login(client, "admin", harness_admin_password(), &err), NC_OK);
+  resp = (ProtobufCMessage *)(uintptr_t)1;
+  start = now_ms();
+  st = nc_call_unary(client, "/novacron.v1.VmService/GetVm", &req.base,
+                     &novacron__v1__vm__descriptor, &resp, NULL, &err);
+  took = now_ms() - start;
   assert_int_equal(st, NC_ERR_RPC);
   assert_int_equal(err.code, NC_GRPC_UNIMPLEMENTED);
   assert_non_null(strstr(err.message, "GetVm"));

@@ -257,7 +257,7 @@ static void test_transactions(void **state) {
 
 static void reset_schema(void) {
   store_conn *c = take();
-  script(c, "DROP TABLE IF EXISTS schema_migrations; DROP TABLE IF EXISTS schema_info");
+  script(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
   store_pool_release(c);
 }
 
@@ -267,21 +267,25 @@ static void test_migrations_apply_once(void **state) {
   char err[256] = "";
   int applied = -1;
   assert_int_equal(store_migrate(c, &applied, err, sizeof(err)), STORE_OK);
-  assert_int_equal(applied, 1);
-  assert_int_equal(store_migrations_latest(), 1);
+  /* every embedded migration, in one go */
+  assert_true(store_migrations_latest() >= 2);
+  assert_int_equal(applied, store_migrations_latest());
   const char *v[] = {"1"};
   assert_string_equal(
       scalar(c, "t_mig_name", "SELECT name FROM schema_migrations WHERE version = $1::int", 1, v),
       "init");
   char applied_at[64];
   snprintf(applied_at, sizeof(applied_at), "%s",
-           scalar(c, "t_mig_at", "SELECT applied_at::text FROM schema_migrations", 0, NULL));
+           scalar(c, "t_mig_at", "SELECT applied_at::text FROM schema_migrations WHERE version = 1",
+                  0, NULL));
   assert_string_equal(scalar(c, "t_info", "SELECT count(*) FROM schema_info", 0, NULL), "1");
 
   assert_int_equal(store_migrate(c, &applied, err, sizeof(err)), STORE_OK);
   assert_int_equal(applied, 0);
   assert_string_equal(
-      scalar(c, "t_mig_at", "SELECT applied_at::text FROM schema_migrations", 0, NULL), applied_at);
+      scalar(c, "t_mig_at", "SELECT applied_at::text FROM schema_migrations WHERE version = 1", 0,
+             NULL),
+      applied_at);
   store_pool_release(c);
 }
 
@@ -317,7 +321,7 @@ static void test_concurrent_migrations_apply_once(void **state) {
       assert_int_equal(t[i].st, STORE_OK);
       total += t[i].applied;
     }
-    assert_int_equal(total, 1);
+    assert_int_equal(total, store_migrations_latest());
   }
 }
 
@@ -328,9 +332,11 @@ static void test_newer_schema_refused(void **state) {
   assert_int_equal(store_migrate(c, NULL, err, sizeof(err)), STORE_OK);
   script(c, "INSERT INTO schema_migrations (version, name) VALUES (9999, 'future')");
   assert_int_equal(store_migrate(c, NULL, err, sizeof(err)), STORE_SCHEMA_TOO_NEW);
-  assert_string_equal(err,
-                      "database schema version 9999 is newer than this server (1); upgrade the "
-                      "server");
+  char want[128];
+  snprintf(want, sizeof(want),
+           "database schema version 9999 is newer than this server (%d); upgrade the server",
+           store_migrations_latest());
+  assert_string_equal(err, want);
   store_pool_release(c);
 
   /* The advisory lock was released on the refusal path. */

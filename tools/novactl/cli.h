@@ -1,9 +1,11 @@
 /*
  * cli.h - the frame every novactl command plugs into: a command is a row
- * (name, synopsis, summary, its own flags, handler) in main.c's table, and
- * the shared code parses global and command flags, prints help, and turns
- * the global flags into an nc_client. Handlers hold only their command's
- * logic. novactl uses the public SDK (include/novacron) and nothing else.
+ * (name, synopsis, summary, its own flags, handler) in main.c's table - or
+ * a group row ("user") whose subcommands are rows of their own - and the
+ * shared code parses global and command flags, prints help, and turns the
+ * global flags and the saved credentials into an nc_client. Handlers hold
+ * only their command's logic. novactl uses the public SDK
+ * (include/novacron) and nothing else.
  */
 #ifndef NOVACTL_CLI_H
 #define NOVACTL_CLI_H
@@ -27,6 +29,7 @@ typedef struct cli_flag {
 } cli_flag;
 
 typedef struct cli_ctx cli_ctx;
+typedef struct cli_creds cli_creds;
 
 typedef struct cli_command {
   const char *name;
@@ -37,18 +40,32 @@ typedef struct cli_command {
   size_t nflags;
   int min_args;
   int max_args;
-  int (*run)(cli_ctx *ctx); /* returns the exit code */
+  int (*run)(cli_ctx *ctx); /* returns the exit code; NULL for a group */
+  /* a group ("user"): its subcommands ("create", "get", ...) */
+  const struct cli_command *subcommands;
+  size_t nsubcommands;
 } cli_command;
 
+/* A flag as given on the command line, in order (repeatable flags). */
+typedef struct cli_occurrence {
+  const cli_flag *flag;
+  const char *value;
+} cli_occurrence;
+
 struct cli_ctx {
-  const cli_command *command;
+  const cli_command *command;  /* the command run (a subcommand in a group) */
+  const cli_command *group;    /* its group, or NULL */
+  char name[64];               /* "health", "user create": for messages */
   const cli_command *commands; /* the whole table, for help */
   size_t ncommands;
   const char *global_values[CLI_MAX_FLAGS]; /* as given on the command line */
   const char *command_values[CLI_MAX_FLAGS];
+  cli_occurrence *occurrences; /* every flag given, in order */
+  size_t noccurrences;
   int argc; /* positional arguments after the command name */
   char **argv;
   out_format format;
+  cli_creds *creds; /* the credentials file, once cli_connect read it */
 };
 
 /* Parses argv into ctx; runs the command (or help) and returns the exit
@@ -60,18 +77,63 @@ int cli_main(const cli_command *commands, size_t ncommands, int argc, char **arg
 const char *cli_get(const cli_ctx *ctx, const char *name);
 /* True when the flag was given on the command line. */
 bool cli_given(const cli_ctx *ctx, const char *name);
+/* True when the flag was given or its environment variable is set. */
+bool cli_explicit(const cli_ctx *ctx, const char *name);
+/* The n-th value (from 0) of a flag given several times, in command-line
+ * order; NULL past the last. */
+const char *cli_get_nth(const cli_ctx *ctx, const char *name, size_t n);
 /* A switch's value. */
 bool cli_switch(const cli_ctx *ctx, const char *name);
 
-/* Builds a client from the global flags. On failure prints the error and
- * returns the exit code; 0 on success. */
-int cli_connect(const cli_ctx *ctx, nc_client **client);
+/* Which credential cli_connect gives the client. */
+typedef enum cli_auth {
+  /* --token, --api-key-file, $NOVACRON_TOKEN, $NOVACRON_API_KEY, else the
+   * session in the credentials file (refreshed, and saved on rotation) */
+  CLI_AUTH_DEFAULT,
+  CLI_AUTH_NONE,    /* login: nothing (the target may come from the file) */
+  CLI_AUTH_SESSION, /* logout: the credentials file's session only */
+} cli_auth;
 
-/* Prints help: the command list (command NULL) or one command's usage. */
-void cli_print_help(const cli_ctx *ctx, const cli_command *command);
+/* Builds a client from the global flags with the default credential. On
+ * failure prints the error and returns the exit code; 0 on success. */
+int cli_connect(const cli_ctx *ctx, nc_client **client);
+/* The same with a chosen credential. With CLI_AUTH_SESSION and no saved
+ * session, *client stays NULL and 0 is returned. */
+int cli_connect_auth(const cli_ctx *ctx, cli_auth auth, nc_client **client);
+/* The server address cli_connect uses. */
+const char *cli_target(const cli_ctx *ctx);
+
+/* Prints help: the command list (command NULL), a group's subcommands, or
+ * one command's usage (group: the command's group, or NULL). */
+void cli_print_help(const cli_ctx *ctx, const cli_command *group, const cli_command *command);
 
 /* Handlers (one file per command group). */
 int cmd_health(cli_ctx *ctx);
 int cmd_version(cli_ctx *ctx);
+int cmd_login(cli_ctx *ctx);
+int cmd_logout(cli_ctx *ctx);
+int cmd_whoami(cli_ctx *ctx);
+int cmd_user_create(cli_ctx *ctx);
+int cmd_user_get(cli_ctx *ctx);
+int cmd_user_list(cli_ctx *ctx);
+int cmd_user_update(cli_ctx *ctx);
+int cmd_user_delete(cli_ctx *ctx);
+int cmd_user_passwd(cli_ctx *ctx);
+int cmd_project_create(cli_ctx *ctx);
+int cmd_project_get(cli_ctx *ctx);
+int cmd_project_list(cli_ctx *ctx);
+int cmd_project_update(cli_ctx *ctx);
+int cmd_project_delete(cli_ctx *ctx);
+int cmd_role_grant(cli_ctx *ctx);
+int cmd_role_list(cli_ctx *ctx);
+int cmd_role_revoke(cli_ctx *ctx);
+int cmd_apikey_create(cli_ctx *ctx);
+int cmd_apikey_list(cli_ctx *ctx);
+int cmd_apikey_revoke(cli_ctx *ctx);
+int cmd_quota_get(cli_ctx *ctx);
+int cmd_quota_set(cli_ctx *ctx);
+int cmd_audit_list(cli_ctx *ctx);
+int cmd_session_list(cli_ctx *ctx);
+int cmd_session_revoke(cli_ctx *ctx);
 
 #endif

@@ -137,6 +137,12 @@ int out_sdk_error(const char *command, nc_status status, const nc_error *err) {
   }
   if (err && err->request_id[0]) fprintf(stderr, " (request id %s)", err->request_id);
   fputc('\n', stderr);
+  if (status == NC_ERR_RPC && err && err->code == NC_GRPC_UNAUTHENTICATED &&
+      strcmp(command, "login") != 0 && strcmp(command, "user passwd") != 0)
+    fputs(
+        "novactl: log in with 'novactl login', or give an API key (--api-key-file or "
+        "$NOVACRON_API_KEY)\n",
+        stderr);
   return status == NC_ERR_INVALID_ARGUMENT ? EXIT_USAGE : EXIT_FAILURE_RPC;
 }
 
