@@ -193,10 +193,9 @@ long core_audit_dropped(core_audit *a) {
                              "e.message, e.request_id, e.peer, e.operation"
 #define AUDIT_NCOLS 11
 
-static int audit_row(core_call *call, const PGresult *r, int i, void *resp) {
-  Novacron__V1__ListAuditEventsResponse *out = resp;
+static Novacron__V1__AuditEvent *audit_from_row(core_call *call, const PGresult *r, int i) {
   Novacron__V1__AuditEvent *e = core_alloc(call, sizeof(*e));
-  if (!e) return core_fail(call, CORE_INTERNAL, "out of memory");
+  if (!e) return NULL;
   novacron__v1__audit_event__init(e);
   char name[48];
   snprintf(name, sizeof(name), "auditEvents/%s", PQgetvalue(r, i, 0));
@@ -211,13 +210,10 @@ static int audit_row(core_call *call, const PGresult *r, int i, void *resp) {
   e->request_id = core_strdup(call, PQgetvalue(r, i, 8));
   e->peer = core_strdup(call, PQgetvalue(r, i, 9));
   e->operation = core_strdup(call, PQgetvalue(r, i, 10));
-  Novacron__V1__AuditEvent **grown = core_alloc(call, sizeof(*grown) * (out->n_audit_events + 1));
-  if (!grown) return core_fail(call, CORE_INTERNAL, "out of memory");
-  if (out->n_audit_events) memcpy(grown, out->audit_events, sizeof(*grown) * out->n_audit_events);
-  grown[out->n_audit_events++] = e;
-  out->audit_events = grown;
-  return CORE_OK;
+  return e;
 }
+
+CORE_LIST_ROW(audit_row, Novacron__V1__ListAuditEventsResponse, audit_events, audit_from_row)
 
 static const lq_field audit_fields[] = {
     {.name = "time", .column = "e.time", .type = LQ_TIME, .filterable = true, .orderable = true},

@@ -20,21 +20,6 @@
 #include "core/listq.h"
 #include "util/log.h"
 
-/* Grows a repeated field by one; protobuf-c keeps n_ and the array apart. */
-static void **push(core_call *call, void ***arr, size_t *n) {
-  void **grown = core_alloc(call, sizeof(void *) * (*n + 1));
-  if (!grown) return NULL;
-  if (*n) memcpy(grown, *arr, sizeof(void *) * *n);
-  *arr = grown;
-  return &grown[(*n)++];
-}
-#define PUSH(call, resp, field, item)                                        \
-  do {                                                                       \
-    void **slot_ = push(call, (void ***)&(resp)->field, &(resp)->n_##field); \
-    if (!slot_) return core_fail(call, CORE_INTERNAL, "out of memory");      \
-    *slot_ = (item);                                                         \
-  } while (0)
-
 /* The projects a principal has any role on, as a text[] literal ids only
  * made of [a-z0-9-], so they need no quoting. */
 static void visible_projects(const core_principal *p, char *buf, size_t len) {
@@ -239,13 +224,7 @@ static const lq_field user_fields[] = {
 static const lq_spec user_spec = {
     user_fields, sizeof(user_fields) / sizeof(user_fields[0]), "name", "u.id", 50, 500};
 
-static int user_row(core_call *call, const PGresult *r, int i, void *resp) {
-  Novacron__V1__ListUsersResponse *out = resp;
-  Novacron__V1__User *u = user_from_row(call, r, i);
-  if (!u) return core_fail(call, CORE_INTERNAL, "out of memory");
-  PUSH(call, out, users, u);
-  return CORE_OK;
-}
+CORE_LIST_ROW(user_row, Novacron__V1__ListUsersResponse, users, user_from_row)
 
 int core_identity_list_users(core_identity *id, core_call *call,
                              const Novacron__V1__ListUsersRequest *req,
@@ -706,13 +685,7 @@ static const lq_field project_fields[] = {
 static const lq_spec project_spec = {
     project_fields, sizeof(project_fields) / sizeof(project_fields[0]), "name", "p.id", 50, 500};
 
-static int project_row(core_call *call, const PGresult *r, int i, void *resp) {
-  Novacron__V1__ListProjectsResponse *out = resp;
-  Novacron__V1__Project *p = project_from_row(call, r, i);
-  if (!p) return core_fail(call, CORE_INTERNAL, "out of memory");
-  PUSH(call, out, projects, p);
-  return CORE_OK;
-}
+CORE_LIST_ROW(project_row, Novacron__V1__ListProjectsResponse, projects, project_from_row)
 
 int core_identity_list_projects(core_identity *id, core_call *call,
                                 const Novacron__V1__ListProjectsRequest *req,
@@ -1174,13 +1147,7 @@ static const lq_field binding_fields[] = {
 static const lq_spec binding_spec = {
     binding_fields, sizeof(binding_fields) / sizeof(binding_fields[0]), "name", "b.id", 50, 500};
 
-static int binding_row(core_call *call, const PGresult *r, int i, void *resp) {
-  Novacron__V1__ListRoleBindingsResponse *out = resp;
-  Novacron__V1__RoleBinding *b = binding_from_row(call, r, i);
-  if (!b) return core_fail(call, CORE_INTERNAL, "out of memory");
-  PUSH(call, out, role_bindings, b);
-  return CORE_OK;
-}
+CORE_LIST_ROW(binding_row, Novacron__V1__ListRoleBindingsResponse, role_bindings, binding_from_row)
 
 /* `parent` is projects/{p} or projects/-: the fixed parameters restrict a
  * cross-project list to the caller's projects. */
@@ -1457,13 +1424,7 @@ static const lq_field key_fields[] = {
 static const lq_spec key_spec = {
     key_fields, sizeof(key_fields) / sizeof(key_fields[0]), "name", "k.id", 50, 500};
 
-static int key_row(core_call *call, const PGresult *r, int i, void *resp) {
-  Novacron__V1__ListApiKeysResponse *out = resp;
-  Novacron__V1__ApiKey *k = key_from_row(call, r, i);
-  if (!k) return core_fail(call, CORE_INTERNAL, "out of memory");
-  PUSH(call, out, api_keys, k);
-  return CORE_OK;
-}
+CORE_LIST_ROW(key_row, Novacron__V1__ListApiKeysResponse, api_keys, key_from_row)
 
 int core_identity_list_api_keys(core_identity *id, core_call *call,
                                 const Novacron__V1__ListApiKeysRequest *req,

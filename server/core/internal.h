@@ -144,6 +144,22 @@ typedef struct core_list_req {
   char **next_page_token;
   int32_t *total_size;
 } core_list_req;
+/* Appends one pointer to a repeated message field (protobuf-c keeps the
+ * array and its n_ count apart); NULL when out of memory. */
+void **core_push(core_call *call, void ***arr, size_t *n);
+
+/* Defines `fn`, a core_list_req row callback that converts row i with
+ * `make(call, res, i)` and appends it to the response's repeated `field`. */
+#define CORE_LIST_ROW(fn, Resp, field, make)                                                 \
+  static int fn(core_call *call, const PGresult *r, int i, void *resp) {                     \
+    Resp *out_ = resp;                                                                       \
+    void *item_ = make(call, r, i);                                                          \
+    void **slot_ = item_ ? core_push(call, (void ***)&out_->field, &out_->n_##field) : NULL; \
+    if (!slot_) return core_fail(call, CORE_INTERNAL, "out of memory");                      \
+    *slot_ = item_;                                                                          \
+    return CORE_OK;                                                                          \
+  }
+
 /* Runs a core_list_req (tx->arg) inside core_run_tx. */
 int core_list_tx(store_conn *conn, core_tx *tx);
 

@@ -8,6 +8,14 @@
 
 #include "core/internal.h"
 
+void **core_push(core_call *call, void ***arr, size_t *n) {
+  void **grown = core_alloc(call, sizeof(void *) * (*n + 1));
+  if (!grown) return NULL;
+  if (*n) memcpy(grown, *arr, sizeof(void *) * *n);
+  *arr = grown;
+  return &grown[(*n)++];
+}
+
 int core_list_tx(store_conn *conn, core_tx *tx) {
   core_list_req *l = tx->arg;
   lq_query q;
