@@ -16,12 +16,20 @@
 #ifndef NC_API_ACCESS_H
 #define NC_API_ACCESS_H
 
+/* The access level is the low bits; API_ACROSS_PROJECTS may be or-ed in. */
+#define API_ACCESS_LEVEL(a) ((a)&0x0f)
+
 enum api_access {
   API_SYSTEM_ADMIN = 0,  /* system administrators only (hosts, pools, peers, users...) */
   API_AUTHENTICATED = 1, /* any authenticated caller; the handler applies finer rules */
   API_VIEWER = 2,        /* ROLE_VIEWER or higher on the project named by `scope` */
   API_OPERATOR = 3,      /* ROLE_OPERATOR or higher on that project */
   API_ADMIN = 4,         /* ROLE_ADMIN on that project */
+  /* Or-ed into a list row whose proto allows the parent `projects/-` (every
+   * project the caller has a role on): any authenticated caller passes and
+   * the handler filters. Elsewhere `projects/-` is for system
+   * administrators only, like an empty scope or a name outside projects. */
+  API_ACROSS_PROJECTS = 0x10,
 };
 
 #endif

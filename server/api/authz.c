@@ -137,7 +137,8 @@ static int before(rpc_call *call, void *arg) {
   a->resource = scope;
   if (scope && project_of(scope, a->project, sizeof(a->project)) && strcmp(a->project, "-") == 0)
     a->project[0] = '\0';
-  switch (row->access) {
+  int level = API_ACCESS_LEVEL(row->access);
+  switch (level) {
   case API_AUTHENTICATED: return 0;
   case API_VIEWER:
   case API_OPERATOR:
@@ -147,25 +148,30 @@ static int before(rpc_call *call, void *arg) {
     return rpc_fail(call, CORE_PERMISSION_DENIED, "%s requires a system administrator",
                     rpc_call_method(call));
   }
-  /* project-scoped */
-  if (!scope || !*scope) {
-    if (a->who.system_admin) return 0; /* the handler reports a missing field */
+  /* project-scoped: system administrators pass whatever the scope says
+   * (the handler reports a malformed one) */
+  if (a->who.system_admin) return 0;
+  if (!scope || !*scope)
     return rpc_fail(call, CORE_PERMISSION_DENIED,
                     "%s with an empty %s acts across all projects: system administrators only "
                     "(name a project as projects/{project})",
                     rpc_call_method(call), row->scope);
-  }
-  if (strcmp(scope, "projects/-") == 0 ||
-      (strncmp(scope, "projects/-/", 11) == 0 && row->access == API_VIEWER))
-    return 0; /* across projects: the handler filters to the caller's */
-  if (!a->project[0]) {
-    if (a->who.system_admin) return 0;
-    return rpc_fail(call, CORE_INVALID_ARGUMENT, "%s: must name a project (projects/{project}/...)",
-                    row->scope);
-  }
-  int need = row->access == API_VIEWER     ? CORE_ROLE_VIEWER
-             : row->access == API_OPERATOR ? CORE_ROLE_OPERATOR
-                                           : CORE_ROLE_ADMIN;
+  bool wildcard = strcmp(scope, "projects/-") == 0 || strncmp(scope, "projects/-/", 11) == 0;
+  if (wildcard && strcmp(scope, "projects/-") == 0 && (row->access & API_ACROSS_PROJECTS))
+    return 0; /* across the caller's projects: the handler filters */
+  if (wildcard)
+    return rpc_fail(call, CORE_PERMISSION_DENIED,
+                    "%s across all projects (projects/-) is for system administrators only; "
+                    "name a project",
+                    rpc_call_method(call));
+  if (!a->project[0])
+    return rpc_fail(call, CORE_PERMISSION_DENIED,
+                    "%s on %.128s, which is outside any project, is for system administrators "
+                    "only",
+                    rpc_call_method(call), scope);
+  int need = level == API_VIEWER     ? CORE_ROLE_VIEWER
+             : level == API_OPERATOR ? CORE_ROLE_OPERATOR
+                                     : CORE_ROLE_ADMIN;
   int have = core_principal_role(&a->who, a->project);
   if (have >= need) return 0;
   if (have == CORE_ROLE_NONE)
@@ -173,7 +179,7 @@ static int before(rpc_call *call, void *arg) {
                     "%s has no role on projects/%s, or the project does not exist", a->who.name,
                     a->project);
   return rpc_fail(call, CORE_PERMISSION_DENIED, "%s needs %s on projects/%s", rpc_call_method(call),
-                  role_name(row->access), a->project);
+                  role_name(level), a->project);
 }
 
 static void after(rpc_call *call, int status, const char *message, void *arg) {

@@ -14,7 +14,7 @@ static const rpc_method_row rows[] = {
     {.name = "WatchEvents",
      .kind = RPC_SERVER_STREAMING,
      .flags = RPC_IDEMPOTENT, /* a read; resumable with after_sequence */
-     .access = API_VIEWER,
+     .access = API_VIEWER | API_ACROSS_PROJECTS,
      .scope = "parent"},
 };
 

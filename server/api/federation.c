@@ -24,7 +24,7 @@ static const rpc_method_row rows[] = {
     ROW("ListPeers", RO, API_AUTHENTICATED, NULL),
     ROW("RemovePeer", MUT, API_SYSTEM_ADMIN, "name"),
     /* local VMs: ROLE_VIEWER on parent, or projects/- and the handler filters */
-    ROW("ListFederatedVms", RO, API_VIEWER, "parent"),
+    ROW("ListFederatedVms", RO, API_VIEWER | API_ACROSS_PROJECTS, "parent"),
     /* ROLE_OPERATOR on the local VM's project; any registered peer may be
      * the target (its API key limits what happens there) */
     ROW("TransferVm", MUT, API_OPERATOR, "name"),

@@ -125,7 +125,7 @@ static const rpc_method_row rows[] = {
     ROW("GetQuota", h_get_quota, RO, API_VIEWER, "name"),
     ROW("SetQuota", h_set_quota, MUT, API_SYSTEM_ADMIN, "quota.name"),
     ROW("CreateRoleBinding", h_create_role_binding, MUT, API_ADMIN, "parent"),
-    ROW("ListRoleBindings", h_list_role_bindings, RO, API_VIEWER, "parent"),
+    ROW("ListRoleBindings", h_list_role_bindings, RO, API_VIEWER | API_ACROSS_PROJECTS, "parent"),
     ROW("DeleteRoleBinding", h_delete_role_binding, MUT, API_ADMIN, "name"),
     ROW("CreateApiKey", h_create_api_key, MUT, API_ADMIN, "parent"),
     ROW("ListApiKeys", h_list_api_keys, RO, API_ADMIN, "parent"),

@@ -16,7 +16,7 @@ enum { RO = RPC_IDEMPOTENT, MUT = RPC_MUTATING | RPC_IDEMPOTENT };
 static const rpc_method_row rows[] = {
     ROW("CreateVm", MUT, API_OPERATOR, "parent"),
     ROW("GetVm", RO, API_VIEWER, "name"),
-    ROW("ListVms", RO, API_VIEWER, "parent"), /* projects/-: the handler filters */
+    ROW("ListVms", RO, API_VIEWER | API_ACROSS_PROJECTS, "parent"), /* the handler filters */
     ROW("UpdateVm", MUT, API_OPERATOR, "vm.name"),
     ROW("DeleteVm", MUT, API_OPERATOR, "name"),
     ROW("StartVm", MUT, API_OPERATOR, "name"),

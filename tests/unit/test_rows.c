@@ -192,13 +192,20 @@ static void project_scoped_rows_have_a_scope(void **state) {
     const api_service *s = services[i];
     for (size_t r = 0; r < s->nrows; r++) {
       const rpc_method_row *row = &s->rows[r];
-      if (row->access < API_SYSTEM_ADMIN || row->access > API_ADMIN) {
+      int level = API_ACCESS_LEVEL(row->access);
+      if (level < API_SYSTEM_ADMIN || level > API_ADMIN ||
+          (row->access & ~(API_ACROSS_PROJECTS | 0x0f))) {
         print_error("%s.%s: access %d is no api_access value\n", s->desc->name, row->name,
                     row->access);
         bad++;
       }
-      bool project =
-          row->access == API_VIEWER || row->access == API_OPERATOR || row->access == API_ADMIN;
+      bool project = level == API_VIEWER || level == API_OPERATOR || level == API_ADMIN;
+      if ((row->access & API_ACROSS_PROJECTS) &&
+          (level != API_VIEWER || strncmp(row->name, "List", 4) != 0) &&
+          strcmp(row->name, "WatchEvents") != 0) {
+        print_error("%s.%s: only reads that list may span projects\n", s->desc->name, row->name);
+        bad++;
+      }
       if (project && (!row->scope || !*row->scope)) {
         print_error("%s.%s: project-scoped without a scope\n", s->desc->name, row->name);
         bad++;
