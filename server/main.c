@@ -81,6 +81,10 @@ static const nc_cfg_setting settings[] = {
      "File holding the secret that signs access tokens (at least 32 bytes, not a known "
      "default). Required unless NOVACRON_TOKEN_SECRET is set.",
      NULL},
+    {"token-key-file", NC_CFG_STRING, NULL, 0, 0,
+     "PEM private key (RSA of 2048+ bits, or EC P-256; mode 0600) to sign access tokens with "
+     "RS256/ES256 instead of HS256. The secret is still required.",
+     NULL},
     {"token-previous-secret-file", NC_CFG_STRING, NULL, 0, 0,
      "File holding the previous signing secret, still accepted for --token-previous-grace-s "
      "after start (secret rotation).",
@@ -195,7 +199,7 @@ static int read_secret_file(const char *path, char *buf, size_t len, char *err, 
  * principals, then the first-start bootstrap. NULL (logged) on failure. */
 static core_identity *open_identity(const nc_cfg *cfg, store_pool *db) {
   char err[512] = "";
-  char secret[4096] = "", previous[4096] = "";
+  char secret[4096] = "", previous[4096] = "", keypem[16384] = "";
   const char *file = nc_cfg_str(cfg, "token-secret-file");
   const char *env = getenv("NOVACRON_TOKEN_SECRET");
   core_identity *id = NULL;
@@ -211,6 +215,8 @@ static core_identity *open_identity(const nc_cfg *cfg, store_pool *db) {
   }
   const char *pfile = nc_cfg_str(cfg, "token-previous-secret-file");
   if (pfile && read_secret_file(pfile, previous, sizeof(previous), err, sizeof(err)) != 0) goto out;
+  const char *kfile = nc_cfg_str(cfg, "token-key-file");
+  if (kfile && read_secret_file(kfile, keypem, sizeof(keypem), err, sizeof(err)) != 0) goto out;
   core_identity_config ic;
   core_identity_config_default(&ic);
   ic.issuer = nc_cfg_str(cfg, "token-issuer");
@@ -224,6 +230,7 @@ static core_identity *open_identity(const nc_cfg *cfg, store_pool *db) {
   ic.previous_secret = previous[0] ? previous : NULL;
   ic.previous_not_after = (int64_t)time(NULL) + nc_cfg_int(cfg, "token-previous-grace-s");
   ic.service_principals = nc_cfg_str(cfg, "service-principals");
+  ic.signing_key_pem = keypem[0] ? keypem : NULL;
   if (core_identity_new(db, &ic, &id, err, sizeof(err)) != 0) goto out;
   bool created = false;
   const char *pwfile = nc_cfg_str(cfg, "admin-password-file");
@@ -240,6 +247,7 @@ static core_identity *open_identity(const nc_cfg *cfg, store_pool *db) {
 out:
   explicit_bzero(secret, sizeof(secret));
   explicit_bzero(previous, sizeof(previous));
+  explicit_bzero(keypem, sizeof(keypem));
   if (!id) nc_log(NC_LOG_ERROR, "cannot start", LKV_S("error", err));
   return id;
 }

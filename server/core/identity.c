@@ -121,6 +121,7 @@ int core_identity_new(store_pool *db, const core_identity_config *cfg, core_iden
   id->cfg.signing_secret = NULL; /* not kept beyond the keyring */
   id->cfg.previous_secret = NULL;
   id->cfg.service_principals = NULL;
+  id->cfg.signing_key_pem = NULL;
   if (parse_services(id, cfg->service_principals, err, errlen) != 0) goto fail;
   if (auth_keyring_new(&id->kr) != AUTH_OK) goto fail;
   char kid[17];
@@ -133,6 +134,26 @@ int core_identity_new(store_pool *db, const core_identity_config *cfg, core_iden
       auth_keyring_set_signing(id->kr, kid) != AUTH_OK) {
     snprintf(err, errlen, "token signing key: %s", why);
     goto fail;
+  }
+  if (cfg->signing_key_pem && *cfg->signing_key_pem) {
+    /* an asymmetric signing key: RS256 for RSA, ES256 for P-256 */
+    char akid[17];
+    key_id_of(cfg->signing_key_pem, akid);
+    akid[0] = 'k'; /* never equal to a secret's id */
+    auth_key_spec ak = {.kid = akid, .alg = AUTH_ALG_RS256, .private_pem = cfg->signing_key_pem};
+    if (auth_keyring_add(id->kr, &ak, why, sizeof(why)) != AUTH_OK) {
+      ak.alg = AUTH_ALG_ES256;
+      if (auth_keyring_add(id->kr, &ak, why, sizeof(why)) != AUTH_OK) {
+        snprintf(err, errlen,
+                 "token signing key: not an RSA (2048 bits or more) or EC P-256 "
+                 "private key in PEM");
+        goto fail;
+      }
+    }
+    if (auth_keyring_set_signing(id->kr, akid) != AUTH_OK) {
+      snprintf(err, errlen, "token signing key: cannot sign with it");
+      goto fail;
+    }
   }
   if (cfg->previous_secret && *cfg->previous_secret) {
     char pkid[17];

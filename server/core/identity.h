@@ -4,7 +4,8 @@
  *
  * Credentials (DESIGN.md section 5, docs/security.md):
  *  - access tokens: JWTs signed by the auth keyring (HS256 with the signing
- *    secret; a previous secret stays accepted until its retirement time),
+ *    secret, or RS256/ES256 with a configured private key; a previous
+ *    secret stays accepted until its retirement time),
  *    `sub` = username, `sid` = session uid. Every call re-reads the session
  *    and the user, so a revoked session, a disabled user or a removed role
  *    binding takes effect at the next call.
@@ -39,6 +40,8 @@ typedef struct core_identity_config {
   const char *signing_secret;     /* required: >= 32 bytes, not a known default */
   const char *previous_secret;    /* optional: still accepted until previous_not_after */
   int64_t previous_not_after;     /* Unix seconds */
+  const char *signing_key_pem;    /* optional PEM private key (RSA >= 2048 bits or EC P-256):
+                                     sign with RS256/ES256 instead of HS256 */
   const char *service_principals; /* "cn=system-admin,cn2=projects/p:operator" or NULL */
   auth_password_policy policy;
   auth_kdf_params kdf;

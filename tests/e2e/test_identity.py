@@ -3,6 +3,10 @@ driven by Python grpcio. Every method, pagination, filters, idempotent
 retries, etag conflicts, refresh-token rotation and reuse detection,
 lockout, API keys, audit, rate limits, bad input, bootstrap, signing-secret
 refusals, service principals and a PostgreSQL restart."""
+import base64
+import hashlib
+import hmac
+import json
 import os
 import stat
 import subprocess
@@ -678,6 +682,60 @@ class ServicePrincipal(unittest.TestCase):
         bad = Server("--service-principals", "x=projects/p:owner", name="svcbad")
         with self.assertRaises(harness.ServerError):
             bad.start()
+
+
+class AsymmetricKeys(unittest.TestCase):
+    """--token-key-file: RS256 with an RSA key, ES256 with a P-256 key."""
+
+    def key(self, *genpkey):
+        d = harness.tmpdir("key-")
+        path = os.path.join(d, "key.pem")
+        subprocess.run(["openssl", "genpkey", *genpkey, "-out", path], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.chmod(path, 0o600)
+        return path
+
+    def header(self, token):
+        head = token.split(".")[0]
+        return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+
+    def test_rs256_and_es256(self):
+        for alg, genpkey in (("RS256", ("-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048")),
+                             ("ES256", ("-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"))):
+            with self.subTest(alg=alg):
+                srv = Server("--token-key-file", self.key(*genpkey), name=alg).start()
+                try:
+                    with srv.channel() as ch:
+                        api, lr = login(ch, "admin", srv.admin_password)
+                        self.assertEqual(self.header(lr.access_token)["alg"], alg)
+                        self.assertEqual(api.WhoAmI(ip.WhoAmIRequest()).principal.name,
+                                         "users/admin")
+                        r = Api(ch).RefreshToken(ip.RefreshTokenRequest(
+                            refresh_token=lr.refresh_token))
+                        self.assertEqual(self.header(r.access_token)["alg"], alg)
+                        # the same token re-signed as HS256 with the key's public half as
+                        # the HMAC secret (algorithm confusion) is refused
+                        head, body, _ = lr.access_token.split(".")
+                        h = self.header(lr.access_token)
+                        h["alg"] = "HS256"
+                        enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+                        forged_head = enc(json.dumps(h).encode())
+                        public = subprocess.run(["openssl", "pkey", "-in", srv.args[1],
+                                                 "-pubout"], check=True,
+                                                stdout=subprocess.PIPE).stdout
+                        sig = hmac.new(public, (forged_head + "." + body).encode(),
+                                       hashlib.sha256)
+                        forged = "%s.%s.%s" % (forged_head, body, enc(sig.digest()))
+                        with self.assertRaises(grpc.RpcError) as ctx:
+                            Api(ch, forged).WhoAmI(ip.WhoAmIRequest())
+                        self.assertEqual(ctx.exception.code(), C.UNAUTHENTICATED)
+                finally:
+                    srv.stop()
+        bad = Server("--token-key-file", self.key("-algorithm", "RSA", "-pkeyopt",
+                                                  "rsa_keygen_bits:1024"), name="rsa1024")
+        with self.assertRaises(harness.ServerError) as ctx:
+            bad.start()
+        self.assertIn("token signing key", str(ctx.exception))
 
 
 class DatabaseRestart(unittest.TestCase):
