@@ -512,47 +512,70 @@ static void digest_text(const char *token, char out[2 * CORE_DIGEST_LEN + 3]) {
 typedef struct login_arg {
   core_identity *id;
   const Novacron__V1__LoginRequest *req;
+  /* phase 1: what the password is checked against */
+  bool found;
+  char uid[40];
+  char hash[AUTH_PASSWORD_HASH_MAX];
+  bool disabled;
+  int64_t locked_for;
+  /* phase 2: the check, done without holding a connection or a lock */
+  bool ok, rehash;
+  char new_hash[AUTH_PASSWORD_HASH_MAX];
+  /* phase 3 */
   int outcome; /* CORE_OK, or the refusal to return after COMMIT */
   char session[40];
   int64_t session_exp;
   char refresh[4 + CORE_TOKEN_HEX + 1];
 } login_arg;
 
+#define LOCKED_FOR                                                                     \
+  "CASE WHEN locked_until > now() THEN ceil(extract(epoch from locked_until - now()))" \
+  "::bigint ELSE 0 END"
+
+static int login_read(store_conn *conn, core_tx *tx) {
+  login_arg *a = tx->arg;
+  const char *p[] = {a->req->username};
+  PGresult *r;
+  int code =
+      core_q(tx, conn, "login_read",
+             "SELECT id, password_hash, disabled, " LOCKED_FOR " FROM users WHERE username = $1", 1,
+             p, &r);
+  if (code) return code;
+  a->found = PQntuples(r) == 1;
+  if (a->found) {
+    snprintf(a->uid, sizeof(a->uid), "%s", PQgetvalue(r, 0, 0));
+    snprintf(a->hash, sizeof(a->hash), "%s", PQgetvalue(r, 0, 1));
+    a->disabled = core_bool(r, 0, 2);
+    a->locked_for = core_i64(r, 0, 3);
+  }
+  PQclear(r);
+  return CORE_OK;
+}
+
+/* Records the outcome under the row lock: counts a failure (locking the
+ * user at the limit), or starts the session. */
 static int login_tx(store_conn *conn, core_tx *tx) {
   login_arg *a = tx->arg;
   core_identity *id = a->id;
-  PGresult *r;
-  int code;
   char window[32];
   snprintf(window, sizeof(window), "%" PRId64, id->cfg.login_window_s);
-  const char *p2[] = {a->req->username, window};
-  code = core_q(tx, conn, "login_user",
-                "SELECT id, password_hash, disabled, "
-                "CASE WHEN locked_until > now() THEN "
-                "ceil(extract(epoch from locked_until - now()))::bigint ELSE 0 END, "
-                "(failure_window_start IS NULL OR failure_window_start < now() - "
-                "make_interval(secs => $2::float8)), failed_logins "
-                "FROM users WHERE username = $1 FOR UPDATE",
-                2, p2, &r);
+  const char *p[] = {a->uid, window};
+  PGresult *r;
+  int code = core_q(tx, conn, "login_lock",
+                    "SELECT password_hash, " LOCKED_FOR
+                    ", (failure_window_start IS NULL OR failure_window_start < now() - "
+                    "make_interval(secs => $2::float8)) FROM users WHERE id = $1::uuid FOR UPDATE",
+                    2, p, &r);
   if (code) return code;
-  bool ok = false;
-  if (PQntuples(r) == 0) {
-    /* same work as a real check, so timing does not reveal unknown users */
-    bool dummy;
-    static const char fake[] =
-        "$scrypt$ln=15,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    auth_password_verify(a->req->password, fake, NULL, &dummy, NULL);
+  if (PQntuples(r) == 0) { /* deleted meanwhile */
     PQclear(r);
     a->outcome = core_fail(tx->call, CORE_UNAUTHENTICATED, "invalid username or password");
     return CORE_OK;
   }
-  char uid[40];
-  snprintf(uid, sizeof(uid), "%s", PQgetvalue(r, 0, 0));
-  int64_t locked_for = core_i64(r, 0, 3);
-  bool window_over = core_bool(r, 0, 4);
-  bool disabled = core_bool(r, 0, 2);
-  bool rehash = false;
-  auth_password_verify(a->req->password, PQgetvalue(r, 0, 1), &id->cfg.kdf, &ok, &rehash);
+  /* a password changed while this one was being checked counts as wrong */
+  bool same_hash = strcmp(PQgetvalue(r, 0, 0), a->hash) == 0;
+  int64_t locked_for = core_i64(r, 0, 1);
+  bool window_over = core_bool(r, 0, 2);
   PQclear(r);
   if (locked_for > 0) {
     a->outcome =
@@ -560,40 +583,34 @@ static int login_tx(store_conn *conn, core_tx *tx) {
                   "too many failed logins for this user; try again in %" PRId64 " s", locked_for);
     return CORE_OK;
   }
-  if (!ok || disabled) {
-    if (!ok) {
-      char max[16], lock[32];
-      snprintf(max, sizeof(max), "%d", id->cfg.login_max_failures);
-      snprintf(lock, sizeof(lock), "%" PRId64, id->cfg.lockout_s);
-      const char *u[] = {uid, window_over ? "t" : "f", max, lock};
-      code = core_q(tx, conn, "login_fail",
-                    "UPDATE users SET "
-                    "failed_logins = CASE WHEN $2::bool THEN 1 ELSE failed_logins + 1 END, "
-                    "failure_window_start = CASE WHEN $2::bool THEN now() "
-                    "ELSE failure_window_start END, "
-                    "locked_until = CASE WHEN (CASE WHEN $2::bool THEN 1 ELSE failed_logins + 1 "
-                    "END) >= $3::int THEN now() + make_interval(secs => $4::float8) "
-                    "ELSE locked_until END WHERE id = $1::uuid",
-                    4, u, NULL);
-      if (code) return code;
-    }
+  if (!a->ok || !same_hash) {
+    char max[16], lock[32];
+    snprintf(max, sizeof(max), "%d", id->cfg.login_max_failures);
+    snprintf(lock, sizeof(lock), "%" PRId64, id->cfg.lockout_s);
+    const char *u[] = {a->uid, window_over ? "t" : "f", max, lock};
+    code = core_q(tx, conn, "login_fail",
+                  "UPDATE users SET "
+                  "failed_logins = CASE WHEN $2::bool THEN 1 ELSE failed_logins + 1 END, "
+                  "failure_window_start = CASE WHEN $2::bool THEN now() "
+                  "ELSE failure_window_start END, "
+                  "locked_until = CASE WHEN (CASE WHEN $2::bool THEN 1 ELSE failed_logins + 1 "
+                  "END) >= $3::int THEN now() + make_interval(secs => $4::float8) "
+                  "ELSE locked_until END WHERE id = $1::uuid",
+                  4, u, NULL);
+    if (code) return code;
     a->outcome = core_fail(tx->call, CORE_UNAUTHENTICATED, "invalid username or password");
     return CORE_OK;
   }
-  if (rehash) {
-    char h[AUTH_PASSWORD_HASH_MAX];
-    if (auth_password_hash(a->req->password, &id->cfg.kdf, h, sizeof(h)) == AUTH_OK) {
-      const char *u[] = {uid, h};
-      if ((code = core_q(tx, conn, "login_rehash",
-                         "UPDATE users SET password_hash = $2 WHERE id = $1::uuid", 2, u, NULL)))
-        return code;
-    }
+  if (a->disabled) {
+    a->outcome = core_fail(tx->call, CORE_UNAUTHENTICATED, "invalid username or password");
+    return CORE_OK;
   }
-  const char *u[] = {uid};
+  const char *u[] = {a->uid, a->new_hash[0] ? a->new_hash : NULL};
   if ((code = core_q(tx, conn, "login_ok",
                      "UPDATE users SET failed_logins = 0, failure_window_start = NULL, "
-                     "locked_until = NULL, last_login_at = now() WHERE id = $1::uuid",
-                     1, u, NULL)))
+                     "locked_until = NULL, last_login_at = now(), "
+                     "password_hash = coalesce($2, password_hash) WHERE id = $1::uuid",
+                     2, u, NULL)))
     return code;
   char ttl[32];
   snprintf(ttl, sizeof(ttl), "%" PRId64, id->cfg.session_ttl_s);
@@ -601,7 +618,7 @@ static int login_tx(store_conn *conn, core_tx *tx) {
   if (strncmp(peer, "ipv4:", 5) == 0 || strncmp(peer, "ipv6:", 5) == 0) peer += 5;
   char ua[256];
   snprintf(ua, sizeof(ua), "%s", tx->call->user_agent ? tx->call->user_agent : "");
-  const char *s[] = {uid, peer, ua, ttl};
+  const char *s[] = {a->uid, peer, ua, ttl};
   if ((code = core_q(tx, conn, "login_session",
                      "INSERT INTO sessions (user_id, peer, user_agent, expire_at) VALUES "
                      "($1::uuid, $2, $3, now() + make_interval(secs => $4::float8)) "
@@ -629,24 +646,48 @@ int core_identity_login(core_identity *id, core_call *call, const Novacron__V1__
   if (!core_id_valid(req->username) || !req->password || !*req->password ||
       strlen(req->password) > id->cfg.policy.max_length)
     return core_fail(call, CORE_UNAUTHENTICATED, "invalid username or password");
-  login_arg a = {.id = id, .req = req, .outcome = CORE_INTERNAL};
-  int code = core_run_tx(id->db, call, login_tx, &a);
-  if (code == CORE_OK) code = a.outcome;
-  if (code != CORE_OK) {
-    explicit_bzero(a.refresh, sizeof(a.refresh));
-    return code;
+  login_arg *a = calloc(1, sizeof(*a));
+  if (!a) return core_fail(call, CORE_INTERNAL, "out of memory");
+  a->id = id;
+  a->req = req;
+  a->outcome = CORE_INTERNAL;
+  int code = core_run_ro(id->db, call, login_read, a);
+  if (code == CORE_OK && !a->found) {
+    /* the same work as a real check, so timing does not reveal unknown users */
+    bool dummy;
+    static const char fake[] =
+        "$scrypt$ln=15,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    auth_password_verify(req->password, fake, NULL, &dummy, NULL);
+    code = core_fail(call, CORE_UNAUTHENTICATED, "invalid username or password");
+  } else if (code == CORE_OK && a->locked_for > 0) {
+    code = core_fail(call, CORE_RESOURCE_EXHAUSTED,
+                     "too many failed logins for this user; try again in %" PRId64 " s",
+                     a->locked_for);
+  } else if (code == CORE_OK) {
+    /* scrypt without a connection or a row lock held: a burst of logins
+     * neither drains the pool nor queues on one user's row */
+    auth_password_verify(req->password, a->hash, &id->cfg.kdf, &a->ok, &a->rehash);
+    if (a->ok && a->rehash &&
+        auth_password_hash(req->password, &id->cfg.kdf, a->new_hash, sizeof(a->new_hash)) !=
+            AUTH_OK)
+      a->new_hash[0] = '\0';
+    code = core_run_tx(id->db, call, login_tx, a);
+    if (code == CORE_OK) code = a->outcome;
   }
-  int64_t exp;
-  code = issue_access(id, call, req->username, a.session, &resp->access_token, &exp);
   if (code == CORE_OK) {
-    resp->access_token_expire_time = core_ts_s(call, exp);
-    resp->refresh_token = core_strdup(call, a.refresh);
-    resp->refresh_token_expire_time = core_ts_s(call, a.session_exp);
-    char name[160];
-    snprintf(name, sizeof(name), "users/%s/sessions/%s", req->username, a.session);
-    resp->session = core_strdup(call, name);
+    int64_t exp;
+    code = issue_access(id, call, req->username, a->session, &resp->access_token, &exp);
+    if (code == CORE_OK) {
+      resp->access_token_expire_time = core_ts_s(call, exp);
+      resp->refresh_token = core_strdup(call, a->refresh);
+      resp->refresh_token_expire_time = core_ts_s(call, a->session_exp);
+      char name[160];
+      snprintf(name, sizeof(name), "users/%s/sessions/%s", req->username, a->session);
+      resp->session = core_strdup(call, name);
+    }
   }
-  explicit_bzero(a.refresh, sizeof(a.refresh));
+  explicit_bzero(a, sizeof(*a));
+  free(a);
   return code;
 }
 
