@@ -944,42 +944,37 @@ int core_identity_revoke_session(core_identity *id, core_call *call,
   return code;
 }
 
-typedef struct list_sess_arg {
-  const char *user; /* NULL: all */
-  int page_size;
-  long offset;
-  Novacron__V1__ListSessionsResponse *resp;
-} list_sess_arg;
+static const lq_enum_value session_states[] = {
+    {"STATE_ACTIVE", 1}, {"STATE_EXPIRED", 2}, {"STATE_REVOKED", 3}};
+static const lq_field session_fields[] = {
+    {.name = "state",
+     .column = "(CASE WHEN s.revoked_at IS NOT NULL THEN 3 WHEN s.expire_at <= now() THEN 2 "
+               "ELSE 1 END)",
+     .type = LQ_ENUM,
+     .enums = session_states,
+     .nenums = 3,
+     .filterable = true},
+    {.name = "create_time",
+     .column = "s.created_at",
+     .type = LQ_TIME,
+     .filterable = true,
+     .orderable = true},
+    {.name = "last_refresh_time",
+     .column = "s.last_refresh_at",
+     .type = LQ_TIME,
+     .orderable = true},
+};
+static const lq_spec session_spec = {session_fields,
+                                     sizeof(session_fields) / sizeof(session_fields[0]),
+                                     "create_time desc",
+                                     "s.id",
+                                     50,
+                                     500};
 
-static int list_sessions_tx(store_conn *conn, core_tx *tx) {
-  list_sess_arg *a = tx->arg;
-  char lim[16], off[24];
-  snprintf(lim, sizeof(lim), "%d", a->page_size);
-  snprintf(off, sizeof(off), "%ld", a->offset);
-  const char *p[] = {a->user, lim, off};
-  PGresult *r;
-  int code = core_q(tx, conn, "sessions_list",
-                    "SELECT " SESSION_COLS
-                    ", count(*) OVER () FROM sessions s JOIN users u ON u.id = s.user_id "
-                    "WHERE ($1::text IS NULL OR u.username = $1) "
-                    "ORDER BY s.created_at DESC, s.id LIMIT $2::int OFFSET $3::bigint",
-                    3, p, &r);
-  if (code) return code;
-  int n = PQntuples(r);
-  a->resp->sessions = core_alloc(tx->call, sizeof(*a->resp->sessions) * (size_t)(n ? n : 1));
-  for (int i = 0; i < n; i++)
-    a->resp->sessions[i] = session_from_row(tx->call, r, i);
-  a->resp->n_sessions = (size_t)n;
-  long total = n ? (long)core_i64(r, 0, 11) : 0;
-  a->resp->total_size = (int32_t)total;
-  PQclear(r);
-  if (a->offset + n < total) {
-    char tok[32];
-    snprintf(tok, sizeof(tok), "o%ld", a->offset + n);
-    a->resp->next_page_token = core_strdup(tx->call, tok);
-  }
-  return CORE_OK;
+static Novacron__V1__Session *session_item(core_call *call, const PGresult *r, int i) {
+  return session_from_row(call, r, i);
 }
+CORE_LIST_ROW(session_row, Novacron__V1__ListSessionsResponse, sessions, session_item)
 
 int core_identity_list_sessions(core_identity *id, core_call *call,
                                 const Novacron__V1__ListSessionsRequest *req,
@@ -994,21 +989,23 @@ int core_identity_list_sessions(core_identity *id, core_call *call,
   if (!self && !call->who->system_admin)
     return core_fail(call, CORE_PERMISSION_DENIED,
                      "only system administrators may list other users' sessions");
-  if (req->filter && *req->filter)
-    return core_fail(call, CORE_INVALID_ARGUMENT, "filter: ListSessions takes no filter");
-  if (req->order_by && *req->order_by && strcmp(req->order_by, "create_time desc") != 0)
-    return core_fail(call, CORE_INVALID_ARGUMENT,
-                     "order_by: sessions are listed newest first (create_time desc) only");
-  list_sess_arg a = {.user = all ? NULL : user, .resp = resp};
-  int code = core_page_size(call, req->page_size, &a.page_size);
-  if (code) return code;
-  if (req->page_token && *req->page_token) {
-    char *end;
-    a.offset = req->page_token[0] == 'o' ? strtol(req->page_token + 1, &end, 10) : -1;
-    if (a.offset < 0 || req->page_token[0] != 'o' || *end)
-      return core_fail(call, CORE_INVALID_ARGUMENT, "page_token: malformed");
-  }
-  return core_run_tx(id->db, call, list_sessions_tx, &a);
+  core_list_req l = {.spec = &session_spec,
+                     .select = "SELECT " SESSION_COLS
+                               ", count(*) OVER () FROM sessions s JOIN users u ON u.id = "
+                               "s.user_id WHERE ($1::text IS NULL OR u.username = $1)",
+                     .fixed = {all ? NULL : user},
+                     .nfixed = 1,
+                     .filter = req->filter,
+                     .order_by = req->order_by,
+                     .page_token = req->page_token,
+                     .fingerprint = parent,
+                     .page_size = req->page_size,
+                     .ncols = 11,
+                     .row = session_row,
+                     .resp = resp,
+                     .next_page_token = &resp->next_page_token,
+                     .total_size = &resp->total_size};
+  return core_run_tx(id->db, call, core_list_tx, &l);
 }
 
 /* ---- WhoAmI ---- */

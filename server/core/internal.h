@@ -124,9 +124,6 @@ const char *core_who(const core_call *call);
  * (shallow: the memory belongs to the call allocator). */
 void core_copy_message(ProtobufCMessage *dst, const ProtobufCMessage *src);
 
-/* The page-size rules of every list: 0 -> 50, > 500 -> 500, < 0 invalid. */
-int core_page_size(core_call *call, int32_t requested, int *out);
-
 /* A List call: the fixed part of the query plus the request's filter,
  * order and paging (core/listq.h). */
 #include "core/listq.h"

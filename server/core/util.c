@@ -434,10 +434,3 @@ int core_idem_store(core_tx *tx, store_conn *conn, const char *rid, const Protob
 void core_copy_message(ProtobufCMessage *dst, const ProtobufCMessage *src) {
   memcpy(dst, src, src->descriptor->sizeof_message);
 }
-
-int core_page_size(core_call *call, int32_t requested, int *out) {
-  if (requested < 0)
-    return core_fail(call, CORE_INVALID_ARGUMENT, "page_size: must not be negative");
-  *out = requested == 0 ? 50 : requested > 500 ? 500 : requested;
-  return CORE_OK;
-}

@@ -88,6 +88,40 @@ class Sessions(Base):
         self.refused(C.UNAUTHENTICATED, anon.RefreshToken,
                      ip.RefreshTokenRequest(refresh_token=r1.refresh_token))
 
+    def test_list_sessions_filters_and_pages(self):
+        u = make_user(self.root)
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 2))
+        apis = [login(self.ch, u, PASSWORD) for _ in range(3)]
+        apis[0][0].Logout(ip.LogoutRequest())
+        a = apis[1][0]
+        parent = "users/" + u
+        active = a.ListSessions(ip.ListSessionsRequest(parent=parent, filter="state = STATE_ACTIVE"))
+        self.assertEqual(sorted(x.name for x in active.sessions),
+                         sorted(r.session for _, r in apis[1:]))
+        revoked = a.ListSessions(ip.ListSessionsRequest(parent=parent,
+                                                        filter="state = STATE_REVOKED"))
+        self.assertEqual([x.name for x in revoked.sessions], [apis[0][1].session])
+        # newest first by default; paging with a token bound to the request
+        first = a.ListSessions(ip.ListSessionsRequest(parent=parent, page_size=2))
+        self.assertEqual((first.total_size, len(first.sessions)), (3, 2))
+        rest = a.ListSessions(ip.ListSessionsRequest(parent=parent, page_size=2,
+                                                     page_token=first.next_page_token))
+        names = [x.name for x in first.sessions] + [x.name for x in rest.sessions]
+        self.assertEqual(names, [r.session for _, r in reversed(apis)])
+        self.assertEqual(rest.next_page_token, "")
+        self.refused(C.INVALID_ARGUMENT, a.ListSessions, ip.ListSessionsRequest(
+            parent=parent, page_size=2, page_token=first.next_page_token,
+            filter="state = STATE_ACTIVE"))
+        oldest = a.ListSessions(ip.ListSessionsRequest(parent=parent, order_by="create_time"))
+        self.assertEqual(oldest.sessions[0].name, apis[0][1].session)
+        self.refused(C.INVALID_ARGUMENT, a.ListSessions,
+                     ip.ListSessionsRequest(parent=parent, filter="peer = \"x\""))
+        everyone = self.root.ListSessions(ip.ListSessionsRequest(
+            parent="users/-", filter='state = STATE_ACTIVE AND create_time >= "%s"' % since,
+            page_size=500))
+        self.assertTrue(set(r.session for _, r in apis[1:]) <=
+                        set(x.name for x in everyone.sessions))
+
     def test_refresh_reuse_revokes_the_session(self):
         u = make_user(self.root)
         api, lr = login(self.ch, u, PASSWORD)
