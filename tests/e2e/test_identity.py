@@ -601,7 +601,7 @@ class RateLimit(unittest.TestCase):
                 # anonymous Login: burst 2 per host, then refused before any password check
                 anon = Api(ch)
                 codes = []
-                for _ in range(3):
+                for _ in range(6):
                     try:
                         anon.Login(ip.LoginRequest(username="admin", password="wrong-pass-99"))
                     except grpc.RpcError as e:
