@@ -44,21 +44,33 @@ class InstalledSdk(unittest.TestCase):
             libs = [os.path.join(self.libdir, "libnovacron.a") if l == "-lnovacron" else l
                     for l in libs]
             cflags = run(["pkg-config", "--cflags", "novacron"], env=env).stdout.split()
-            res = run(["cc", "-O1", "-Wall", "-Wextra", "-Werror", *sanflags, *cflags, "-o",
-                       os.path.join(out, "health"),
-                       os.path.join(SOURCE_DIR, "examples", "c", "health.c"), *libs], env=env)
+            for prog in ("health", "projects"):
+                res = run(["cc", "-O1", "-Wall", "-Wextra", "-Werror", *sanflags, *cflags, "-o",
+                           os.path.join(out, prog),
+                           os.path.join(SOURCE_DIR, "examples", "c", prog + ".c"), *libs], env=env)
+                self.assertEqual(res.returncode, 0, res.stdout)
         else:
             # the example's own Makefile, building out of the source tree
             src = os.path.join(SOURCE_DIR, "examples", "c")
             res = run(["make", "-C", out, "-f", os.path.join(src, "Makefile"), "VPATH=" + src,
                        "CFLAGS=-O1 -Wall -Wextra -Werror " + " ".join(sanflags),
-                       "LDFLAGS=" + " ".join(sanflags), "health"], env=env)
+                       "LDFLAGS=" + " ".join(sanflags), "health", "projects"], env=env)
         self.assertEqual(res.returncode, 0, res.stdout)
         with Server(name="c-example") as srv:
             env["LD_LIBRARY_PATH"] = self.libdir
             res = run([os.path.join(out, "health"), srv.addr, cert("ca.crt")], env=env)
             self.assertEqual(res.returncode, 0, res.stdout)
             self.assertIn("SERVING", res.stdout)
+            # log in, WhoAmI, list projects page by page, log out
+            res = run([os.path.join(out, "projects"), srv.addr, cert("ca.crt")],
+                      env=dict(env, NOVACRON_PASSWORD=srv.admin_password))
+            self.assertEqual(res.returncode, 0, res.stdout)
+            self.assertIn("logged in as users/admin (system administrator)", res.stdout)
+            self.assertIn("projects/default\t", res.stdout)
+            res = run([os.path.join(out, "projects"), srv.addr, cert("ca.crt")],
+                      env=dict(env, NOVACRON_PASSWORD="not-the-password-1"))
+            self.assertEqual(res.returncode, 1, res.stdout)
+            self.assertIn("UNAUTHENTICATED", res.stdout)
             stop_and_assert(srv)
 
     def test_shared_library_example(self):
