@@ -179,13 +179,6 @@ void core_audit_add(core_audit *a, const core_audit_record *in) {
   pthread_mutex_unlock(&a->mu);
 }
 
-long core_audit_dropped(core_audit *a) {
-  pthread_mutex_lock(&a->mu);
-  long d = a->dropped;
-  pthread_mutex_unlock(&a->mu);
-  return d;
-}
-
 /* ---- ListAuditEvents ---- */
 
 #define AUDIT_COLS \

@@ -37,8 +37,6 @@ core_audit *core_audit_new(store_pool *db, int queue_limit);
 void core_audit_free(core_audit *a, int grace_ms);
 /* Copies and queues one record; never blocks on the database. */
 void core_audit_add(core_audit *a, const core_audit_record *rec);
-/* Number of records dropped because the queue was full. */
-long core_audit_dropped(core_audit *a);
 
 /* ListAuditEvents: `project` NULL lists everything (system administrators),
  * otherwise only that project's events. */

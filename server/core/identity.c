@@ -32,8 +32,6 @@ void core_identity_config_default(core_identity_config *c) {
   c->kdf = auth_kdf_default;
 }
 
-store_pool *core_identity_db(core_identity *id) { return id->db; }
-
 /* "cn=system-admin,cn2=projects/p:operator" */
 static int parse_services(core_identity *id, const char *spec, char *err, size_t errlen) {
   if (!spec || !*spec) return 0;
@@ -868,14 +866,9 @@ typedef struct sess_arg {
 
 static int revoke_tx(store_conn *conn, core_tx *tx) {
   sess_arg *a = tx->arg;
-  ProtobufCMessage *replay;
   bool found;
-  int code = core_idem_lookup(tx, conn, a->rid, a->req, a->resp->descriptor, &replay, &found);
-  if (code) return code;
-  if (found) {
-    core_copy_message(a->resp, replay);
-    return CORE_OK;
-  }
+  int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
+  if (code || found) return code;
   if ((code = revoke_session_sql(tx, conn, a->session, a->reason))) return code;
   const char *p[] = {a->session};
   PGresult *r;

@@ -76,9 +76,6 @@ int core_identity_authenticate(core_identity *id, core_call *call, const char *b
  * `out` filled when the CN is configured, else CORE_UNAUTHENTICATED. */
 int core_identity_service(core_identity *id, core_call *call, const char *cn, core_principal *out);
 
-/* The store, for the audit log and other identity-adjacent modules. */
-store_pool *core_identity_db(core_identity *id);
-
 /* ---- IdentityService methods ---- */
 #define CORE_ID_METHOD(fn, Req, Resp)                                                        \
   int core_identity_##fn(core_identity *id, core_call *call, const Novacron__V1__##Req *req, \

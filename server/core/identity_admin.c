@@ -107,18 +107,10 @@ typedef struct user_arg {
   bool need_old;
 } user_arg;
 
-static int replay(core_tx *tx, store_conn *conn, const char *rid, const ProtobufCMessage *req,
-                  ProtobufCMessage *resp, bool *found) {
-  ProtobufCMessage *prev;
-  int code = core_idem_lookup(tx, conn, rid, req, resp->descriptor, &prev, found);
-  if (code == CORE_OK && *found) core_copy_message(resp, prev);
-  return code;
-}
-
 static int create_user_tx(store_conn *conn, core_tx *tx) {
   user_arg *a = tx->arg;
   bool found;
-  int code = replay(tx, conn, a->rid, a->req, a->resp, &found);
+  int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
   if (code || found) return code;
   const char *p[] = {a->username,
                      a->in && a->in->display_name ? a->in->display_name : "",
@@ -181,15 +173,11 @@ static bool may_see_user(const core_call *call, const char *username) {
 
 static int get_user_tx(store_conn *conn, core_tx *tx) {
   user_arg *a = tx->arg;
-  const char *p[] = {a->username};
   PGresult *r;
-  int code = core_q(tx, conn, "user_get", "SELECT " USER_COLS " FROM users u WHERE username = $1",
-                    1, p, &r);
+  int code =
+      core_q_one(tx, conn, "user_get", "SELECT " USER_COLS " FROM users u WHERE username = $1",
+                 a->username, "user", &r);
   if (code) return code;
-  if (PQntuples(r) == 0) {
-    PQclear(r);
-    return core_fail(tx->call, CORE_NOT_FOUND, "user %s not found", a->username);
-  }
   *a->out = user_from_row(tx->call, r, 0);
   PQclear(r);
   return CORE_OK;
@@ -251,19 +239,15 @@ int core_identity_list_users(core_identity *id, core_call *call,
 }
 
 /* Locks the user row; fills `*version`, `*uid`, admin and disabled flags. */
+
 static int lock_user(core_tx *tx, store_conn *conn, const char *username, int64_t *version,
                      char uid[40], bool *admin, bool *disabled) {
-  const char *p[] = {username};
   PGresult *r;
-  int code = core_q(tx, conn, "user_lock",
-                    "SELECT id, version, system_admin, disabled FROM users WHERE username = $1 "
-                    "FOR UPDATE",
-                    1, p, &r);
+  int code = core_q_one(tx, conn, "user_lock",
+                        "SELECT id, version, system_admin, disabled FROM users WHERE username = $1 "
+                        "FOR UPDATE",
+                        username, "user", &r);
   if (code) return code;
-  if (PQntuples(r) == 0) {
-    PQclear(r);
-    return core_fail(tx->call, CORE_NOT_FOUND, "user %s not found", username);
-  }
   snprintf(uid, 40, "%s", PQgetvalue(r, 0, 0));
   *version = core_i64(r, 0, 1);
   if (admin) *admin = core_bool(r, 0, 2);
@@ -273,6 +257,7 @@ static int lock_user(core_tx *tx, store_conn *conn, const char *username, int64_
 }
 
 /* Whether another enabled system administrator than `uid` exists. */
+
 static int other_admin(core_tx *tx, store_conn *conn, const char *uid, bool *exists) {
   const char *p[] = {uid};
   PGresult *r;
@@ -290,7 +275,7 @@ static int other_admin(core_tx *tx, store_conn *conn, const char *uid, bool *exi
 static int update_user_tx(store_conn *conn, core_tx *tx) {
   user_arg *a = tx->arg;
   bool found;
-  int code = replay(tx, conn, a->rid, a->req, a->resp, &found);
+  int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
   if (code || found) return code;
   int64_t version;
   char uid[40];
@@ -372,7 +357,7 @@ int core_identity_update_user(core_identity *id, core_call *call,
 static int delete_user_tx(store_conn *conn, core_tx *tx) {
   user_arg *a = tx->arg;
   bool found;
-  int code = replay(tx, conn, a->rid, a->req, a->resp, &found);
+  int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
   if (code || found) return code;
   int64_t version;
   char uid[40];
@@ -415,7 +400,7 @@ int core_identity_delete_user(core_identity *id, core_call *call,
 static int change_password_tx(store_conn *conn, core_tx *tx) {
   user_arg *a = tx->arg;
   bool found;
-  int code = replay(tx, conn, a->rid, a->req, a->resp, &found);
+  int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
   if (code || found) return code;
   const char *p[] = {a->username};
   PGresult *r;
@@ -545,6 +530,7 @@ static bool label_key_ok(const char *k) {
 }
 
 /* Validates labels and renders them as a JSON object (malloc'ed). */
+
 static int label_json(core_call *call, Novacron__V1__Label **labels, size_t n, char **out) {
   *out = NULL;
   if (n > 64) return core_fail(call, CORE_INVALID_ARGUMENT, "labels: at most 64 entries");
@@ -588,7 +574,7 @@ typedef struct project_arg {
 static int create_project_tx(store_conn *conn, core_tx *tx) {
   project_arg *a = tx->arg;
   bool found;
-  int code = replay(tx, conn, a->rid, a->req, a->resp, &found);
+  int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
   if (code || found) return code;
   const char *p[] = {a->project, a->in && a->in->display_name ? a->in->display_name : "",
                      a->in && a->in->description ? a->in->description : "", a->labels};
@@ -648,15 +634,11 @@ int core_identity_create_project(core_identity *id, core_call *call,
 
 static int get_project_tx(store_conn *conn, core_tx *tx) {
   project_arg *a = tx->arg;
-  const char *p[] = {a->project};
   PGresult *r;
-  int code = core_q(tx, conn, "project_get",
-                    "SELECT " PROJECT_COLS " FROM projects p WHERE project_id = $1", 1, p, &r);
+  int code = core_q_one(tx, conn, "project_get",
+                        "SELECT " PROJECT_COLS " FROM projects p WHERE project_id = $1", a->project,
+                        "project", &r);
   if (code) return code;
-  if (PQntuples(r) == 0) {
-    PQclear(r);
-    return core_fail(tx->call, CORE_NOT_FOUND, "project %s not found", a->project);
-  }
   *a->out = project_from_row(tx->call, r, 0);
   PQclear(r);
   return CORE_OK;
@@ -713,15 +695,11 @@ int core_identity_list_projects(core_identity *id, core_call *call,
 
 static int lock_project(core_tx *tx, store_conn *conn, const char *project, char uid[40],
                         int64_t *version) {
-  const char *p[] = {project};
   PGresult *r;
-  int code = core_q(tx, conn, "project_lock",
-                    "SELECT id, version FROM projects WHERE project_id = $1 FOR UPDATE", 1, p, &r);
+  int code = core_q_one(tx, conn, "project_lock",
+                        "SELECT id, version FROM projects WHERE project_id = $1 FOR UPDATE",
+                        project, "project", &r);
   if (code) return code;
-  if (PQntuples(r) == 0) {
-    PQclear(r);
-    return core_fail(tx->call, CORE_NOT_FOUND, "project %s not found", project);
-  }
   snprintf(uid, 40, "%s", PQgetvalue(r, 0, 0));
   if (version) *version = core_i64(r, 0, 1);
   PQclear(r);
@@ -731,7 +709,7 @@ static int lock_project(core_tx *tx, store_conn *conn, const char *project, char
 static int update_project_tx(store_conn *conn, core_tx *tx) {
   project_arg *a = tx->arg;
   bool found;
-  int code = replay(tx, conn, a->rid, a->req, a->resp, &found);
+  int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
   if (code || found) return code;
   char uid[40];
   int64_t version;
@@ -788,7 +766,7 @@ int core_identity_update_project(core_identity *id, core_call *call,
 static int delete_project_tx(store_conn *conn, core_tx *tx) {
   project_arg *a = tx->arg;
   bool found;
-  int code = replay(tx, conn, a->rid, a->req, a->resp, &found);
+  int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
   if (code || found) return code;
   char uid[40];
   int64_t version;
@@ -884,18 +862,13 @@ typedef struct quota_arg {
 
 static int get_quota_tx(store_conn *conn, core_tx *tx) {
   quota_arg *a = tx->arg;
-  const char *p[] = {a->project};
   PGresult *r;
-  int code = core_q(tx, conn, "quota_get",
-                    "SELECT " QUOTA_COLS
-                    " FROM quotas q JOIN projects p ON p.id = q.project "
-                    "WHERE p.project_id = $1",
-                    1, p, &r);
+  int code = core_q_one(tx, conn, "quota_get",
+                        "SELECT " QUOTA_COLS
+                        " FROM quotas q JOIN projects p ON p.id = q.project "
+                        "WHERE p.project_id = $1",
+                        a->project, "project", &r);
   if (code) return code;
-  if (PQntuples(r) == 0) {
-    PQclear(r);
-    return core_fail(tx->call, CORE_NOT_FOUND, "project %s not found", a->project);
-  }
   *a->out = quota_from_row(tx->call, r);
   PQclear(r);
   return *a->out ? CORE_OK : core_fail(tx->call, CORE_INTERNAL, "out of memory");
@@ -926,7 +899,7 @@ int core_identity_get_quota(core_identity *id, core_call *call,
 static int set_quota_tx(store_conn *conn, core_tx *tx) {
   quota_arg *a = tx->arg;
   bool found;
-  int code = replay(tx, conn, a->rid, a->req, a->resp, &found);
+  int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
   if (code || found) return code;
   const char *pp[] = {a->project};
   PGresult *r;
@@ -1051,7 +1024,7 @@ typedef struct binding_arg {
 static int create_binding_tx(store_conn *conn, core_tx *tx) {
   binding_arg *a = tx->arg;
   bool found;
-  int code = replay(tx, conn, a->rid, a->req, a->resp, &found);
+  int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
   if (code || found) return code;
   char puid[40];
   if ((code = lock_project(tx, conn, a->project, puid, NULL))) return code;
@@ -1151,6 +1124,7 @@ CORE_LIST_ROW(binding_row, Novacron__V1__ListRoleBindingsResponse, role_bindings
 
 /* `parent` is projects/{p} or projects/-: the fixed parameters restrict a
  * cross-project list to the caller's projects. */
+
 static int project_scope(core_call *call, const char *parent, char *proj, size_t plen, char *vis,
                          size_t vlen, const char **p1, const char **p2) {
   if (parent && strcmp(parent, "projects/-") == 0) {
@@ -1202,7 +1176,7 @@ int core_identity_list_role_bindings(core_identity *id, core_call *call,
 static int delete_binding_tx(store_conn *conn, core_tx *tx) {
   binding_arg *a = tx->arg;
   bool found;
-  int code = replay(tx, conn, a->rid, a->req, a->resp, &found);
+  int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
   if (code || found) return code;
   const char *p[] = {a->project, a->binding};
   PGresult *r;
@@ -1454,7 +1428,7 @@ int core_identity_list_api_keys(core_identity *id, core_call *call,
 static int revoke_key_tx(store_conn *conn, core_tx *tx) {
   key_arg *a = tx->arg;
   bool found;
-  int code = replay(tx, conn, a->rid, a->req, a->resp, &found);
+  int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
   if (code || found) return code;
   const char *p[] = {a->project, a->key};
   PGresult *r;

@@ -60,6 +60,11 @@ int core_run_ro(store_pool *db, core_call *call, int (*fn)(store_conn *conn, cor
 int core_q(core_tx *tx, store_conn *conn, const char *name, const char *sql, int n,
            const char *const *params, PGresult **res);
 
+/* core_q for the lookup of one resource by `key` ($1): NOT_FOUND "`what`
+ * `key` not found" when no row comes back (then *res is NULL). */
+int core_q_one(core_tx *tx, store_conn *conn, const char *name, const char *sql, const char *key,
+               const char *what, PGresult **res);
+
 /* CORE code for a store status. */
 int core_from_store(store_status st);
 
@@ -104,8 +109,6 @@ void core_hex(const unsigned char *in, size_t n, char *out);
 void core_bytea(const unsigned char d[CORE_DIGEST_LEN], char out[2 * CORE_DIGEST_LEN + 3]);
 /* 32 random bytes, hex, with a prefix: "ncr_..." / "nck_...". */
 int core_random_token(const char *prefix, char *out, size_t outlen);
-/* A random UUID v4 text (for generated ids). */
-int core_uuid(char out[37]);
 
 /* Idempotency: when `rid` is non-empty, looks up an earlier response of the
  * same principal+method; CORE_OK with *found and the response unpacked into
@@ -114,6 +117,10 @@ int core_uuid(char out[37]);
 int core_idem_lookup(core_tx *tx, store_conn *conn, const char *rid, const ProtobufCMessage *req,
                      const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **replay,
                      bool *found);
+/* core_idem_lookup for the usual case: on a hit, the earlier response is
+ * copied into `resp` and `*found` is set; the caller returns at once. */
+int core_idem_replay(core_tx *tx, store_conn *conn, const char *rid, const ProtobufCMessage *req,
+                     ProtobufCMessage *resp, bool *found);
 /* Records `resp` as the response to `req` under `rid` (no-op when empty). */
 int core_idem_store(core_tx *tx, store_conn *conn, const char *rid, const ProtobufCMessage *req,
                     const ProtobufCMessage *resp);

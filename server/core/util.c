@@ -144,6 +144,17 @@ int core_q(core_tx *tx, store_conn *conn, const char *name, const char *sql, int
   }
 }
 
+int core_q_one(core_tx *tx, store_conn *conn, const char *name, const char *sql, const char *key,
+               const char *what, PGresult **res) {
+  const char *p[] = {key};
+  int code = core_q(tx, conn, name, sql, 1, p, res);
+  if (code) return code;
+  if (PQntuples(*res) > 0) return CORE_OK;
+  PQclear(*res);
+  *res = NULL;
+  return core_fail(tx->call, CORE_NOT_FOUND, "%s %s not found", what, key);
+}
+
 const char *core_val(const PGresult *res, int r, int c) {
   return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
 }
@@ -340,17 +351,6 @@ int core_random_token(const char *prefix, char *out, size_t outlen) {
   return 0;
 }
 
-int core_uuid(char out[37]) {
-  unsigned char b[16];
-  if (RAND_bytes(b, sizeof(b)) != 1) return -1;
-  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-  char h[33];
-  core_hex(b, 16, h);
-  snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
-  return 0;
-}
-
 /* ---- idempotency ---- */
 
 static void message_digest(const ProtobufCMessage *m, unsigned char out[CORE_DIGEST_LEN]) {
@@ -400,6 +400,14 @@ int core_idem_lookup(core_tx *tx, store_conn *conn, const char *rid, const Proto
   if (!*replay) return core_fail(tx->call, CORE_INTERNAL, "stored response is unreadable");
   *found = true;
   return CORE_OK;
+}
+
+int core_idem_replay(core_tx *tx, store_conn *conn, const char *rid, const ProtobufCMessage *req,
+                     ProtobufCMessage *resp, bool *found) {
+  ProtobufCMessage *prev;
+  int code = core_idem_lookup(tx, conn, rid, req, resp->descriptor, &prev, found);
+  if (code == CORE_OK && *found) core_copy_message(resp, prev);
+  return code;
 }
 
 int core_idem_store(core_tx *tx, store_conn *conn, const char *rid, const ProtobufCMessage *req,
