@@ -10,6 +10,8 @@ NC_DEB_PACKAGES=(
   libinih-dev libjansson-dev libssl-dev libpq-dev libjwt-dev
   libcmocka-dev python3 python3-grpcio python3-protobuf protobuf-compiler-grpc
   nghttp2-client postgresql
+  libvirt-dev libxml2-dev libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
+  libvirt-clients
   nodejs npm
 )
 
