@@ -88,7 +88,7 @@ auth=()
 
 # 5. NovaCron methods: JSON in, JSON out, the token in a header; an error
 # prints its code and message as JSON and exits non-zero (without a token:
-# "unauthenticated"; methods not written yet: "unimplemented")
+# "unauthenticated"; a missing resource: "not_found")
 rc=0
 step "$buf" curl "${common[@]}" "${auth[@]}" -d '{}' \
   "$url/novacron.v1.IdentityService/WhoAmI" || rc=$?

@@ -18,6 +18,8 @@
 
 #include "api/api.h"
 #include "core/audit.h"
+#include "core/compute.h"
+#include "core/events.h"
 #include "core/identity.h"
 #include "rpc/accesslog.h"
 #include "rpc/ratelimit.h"
@@ -121,6 +123,36 @@ static const nc_cfg_setting settings[] = {
      "Burst size of the per-host limit on unauthenticated calls.", NULL},
     {"audit-queue", NC_CFG_INT, "100000", 100, 10000000,
      "Audit records held in memory while PostgreSQL is unreachable.", NULL},
+    {"replica-id", NC_CFG_STRING, NULL, 0, 0,
+     "Names this server's claims on operations; must be unique among replicas sharing the "
+     "database and stable across restarts, so a restarted replica resumes its own work at once "
+     "(default: the hostname).",
+     NULL},
+    {"compute-workers", NC_CFG_INT, "4", 1, 256,
+     "Threads that run operations (hypervisor work) on this replica.", NULL},
+    {"operation-lease-s", NC_CFG_INT, "30", 5, 3600,
+     "An operation whose replica stopped renewing its claim for this long is taken over by "
+     "another replica.",
+     NULL},
+    {"host-heartbeat-s", NC_CFG_INT, "10", 1, 3600,
+     "How often every host is probed (liveness, free memory).", NULL},
+    {"reconcile-interval-s", NC_CFG_INT, "60", 1, 86400,
+     "How often every host's domains are compared with the database (libvirt events trigger it "
+     "per VM in between).",
+     NULL},
+    {"default-host-uri", NC_CFG_STRING, "test:///default", 0, 0,
+     "libvirt URI registered as hosts/default on first start (empty: none). The default is "
+     "libvirt's built-in test hypervisor.",
+     NULL},
+    {"placement", NC_CFG_STRING, "spread", 0, 0,
+     "Scheduler strategy: spread VMs over the emptiest hosts, or pack them onto the fullest.",
+     "spread|pack"},
+    {"cpu-overcommit-percent", NC_CFG_INT, "400", 100, 10000,
+     "vCPUs the scheduler may allocate per host CPU, in percent.", NULL},
+    {"memory-overcommit-percent", NC_CFG_INT, "100", 50, 1000,
+     "Memory the scheduler may allocate per host MiB, in percent.", NULL},
+    {"event-retention-s", NC_CFG_INT, "86400", 60, 31536000,
+     "How long the event log keeps events for WatchEvents replays.", NULL},
     {"ready-file", NC_CFG_STRING, NULL, 0, 0,
      "Write the bound address here once serving (for scripts and tests).", NULL},
 };
@@ -332,6 +364,27 @@ int main(int argc, char **argv) {
   if (!(db = open_database(cfg))) goto out;
   if (!(actx.identity = open_identity(cfg, db))) goto out;
   if (!(actx.audit = core_audit_new(db, (int)nc_cfg_int(cfg, "audit-queue")))) goto out;
+  core_events_config ecfg = {.conninfo = dburl,
+                             .retention_s = (int)nc_cfg_int(cfg, "event-retention-s")};
+  if (!(actx.events = core_events_new(db, &ecfg, err, sizeof(err)))) {
+    nc_log(NC_LOG_ERROR, "cannot start", LKV_S("error", err));
+    goto out;
+  }
+  core_compute_config ccfg = {
+      .replica_id = nc_cfg_str(cfg, "replica-id"),
+      .workers = (int)nc_cfg_int(cfg, "compute-workers"),
+      .lease_s = (int)nc_cfg_int(cfg, "operation-lease-s"),
+      .heartbeat_s = (int)nc_cfg_int(cfg, "host-heartbeat-s"),
+      .reconcile_s = (int)nc_cfg_int(cfg, "reconcile-interval-s"),
+      .default_host_uri = nc_cfg_str(cfg, "default-host-uri"),
+      .placement_pack = strcmp(nc_cfg_str(cfg, "placement"), "pack") == 0,
+      .cpu_overcommit = (double)nc_cfg_int(cfg, "cpu-overcommit-percent") / 100.0,
+      .memory_overcommit = (double)nc_cfg_int(cfg, "memory-overcommit-percent") / 100.0,
+  };
+  if (!(actx.compute = core_compute_new(db, actx.events, &ccfg, err, sizeof(err)))) {
+    nc_log(NC_LOG_ERROR, "cannot start", LKV_S("error", err));
+    goto out;
+  }
   rpc_ratelimit_options rlo = {
       .rate = (double)nc_cfg_int(cfg, "rate-limit-rps"),
       .burst = (double)nc_cfg_int(cfg, "rate-limit-burst"),
@@ -380,6 +433,8 @@ int main(int argc, char **argv) {
   rc = 0;
 out:
   rpc_server_destroy(srv);
+  core_compute_free(actx.compute);
+  core_events_free(actx.events);
   core_audit_free(actx.audit, 5000);
   core_identity_free(actx.identity);
   rpc_ratelimit_free(rl);

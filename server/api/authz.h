@@ -15,6 +15,8 @@
 #define NC_API_AUTHZ_H
 
 #include "core/audit.h"
+#include "core/compute.h"
+#include "core/events.h"
 #include "core/identity.h"
 #include "rpc/rpc.h"
 
@@ -22,6 +24,8 @@
 typedef struct api_ctx {
   core_identity *identity;
   core_audit *audit;
+  core_events *events;   /* the event bus behind WatchEvents */
+  core_compute *compute; /* hosts, VMs and operations */
 } api_ctx;
 
 /* The per-call authentication result (in the call arena). */

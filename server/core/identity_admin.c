@@ -497,65 +497,8 @@ static Novacron__V1__Project *project_from_row(core_call *call, const PGresult *
   p->etag = core_etag(call, core_i64(r, i, 5));
   p->create_time = core_ts(call, r, i, 6);
   p->update_time = core_ts(call, r, i, 7);
-  /* labels: a flat JSON object of strings written only by label_json() */
-  json_error_t jerr;
-  json_t *obj = json_loads(PQgetvalue(r, i, 4), 0, &jerr);
-  const char *k;
-  json_t *v;
-  if (obj && json_is_object(obj)) {
-    p->labels = core_alloc(call, sizeof(*p->labels) * (json_object_size(obj) + 1));
-    json_object_foreach(obj, k, v) {
-      Novacron__V1__Label *l = core_alloc(call, sizeof(*l));
-      if (!l || !p->labels) break;
-      novacron__v1__label__init(l);
-      l->key = core_strdup(call, k);
-      l->value = core_strdup(call, json_is_string(v) ? json_string_value(v) : "");
-      p->labels[p->n_labels++] = l;
-    }
-  }
-  json_decref(obj);
+  p->labels = core_labels_from_json(call, PQgetvalue(r, i, 4), &p->n_labels);
   return p;
-}
-
-static bool label_key_ok(const char *k) {
-  size_t n = k ? strlen(k) : 0;
-  if (n < 1 || n > 63 || !((k[0] >= 'a' && k[0] <= 'z') || (k[0] >= '0' && k[0] <= '9')))
-    return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = k[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
-      return false;
-  }
-  return true;
-}
-
-/* Validates labels and renders them as a JSON object (malloc'ed). */
-
-static int label_json(core_call *call, Novacron__V1__Label **labels, size_t n, char **out) {
-  *out = NULL;
-  if (n > 64) return core_fail(call, CORE_INVALID_ARGUMENT, "labels: at most 64 entries");
-  json_t *obj = json_object();
-  for (size_t i = 0; i < n; i++) {
-    const char *k = labels[i]->key, *v = labels[i]->value ? labels[i]->value : "";
-    if (!label_key_ok(k)) {
-      json_decref(obj);
-      return core_fail(call, CORE_INVALID_ARGUMENT,
-                       "labels[%zu].key: 1-63 characters of a-z, 0-9, '-', '_' and '.'", i);
-    }
-    int code = core_check_text(call, "labels.value", v, 63);
-    if (code) {
-      json_decref(obj);
-      return code;
-    }
-    if (json_object_get(obj, k)) {
-      json_decref(obj);
-      return core_fail(call, CORE_INVALID_ARGUMENT, "labels: key %s appears twice", k);
-    }
-    json_object_set_new(obj, k, json_string(v));
-  }
-  *out = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
-  json_decref(obj);
-  return *out ? CORE_OK : core_fail(call, CORE_INTERNAL, "out of memory");
 }
 
 typedef struct project_arg {
@@ -616,8 +559,8 @@ int core_identity_create_project(core_identity *id, core_call *call,
     return core_fail(call, CORE_INVALID_ARGUMENT, "project_id: '-' is reserved");
   char *labels = NULL;
   if (req->project && (code = check_project_text(call, req->project, "project"))) return code;
-  if ((code = label_json(call, req->project ? req->project->labels : NULL,
-                         req->project ? req->project->n_labels : 0, &labels)))
+  if ((code = core_labels_json(call, req->project ? req->project->labels : NULL,
+                               req->project ? req->project->n_labels : 0, &labels)))
     return code;
   project_arg a = {.id = id,
                    .project = req->project_id,
@@ -748,7 +691,8 @@ int core_identity_update_project(core_identity *id, core_call *call,
   if ((code = mask_check(call, req->update_mask, allowed, 3))) return code;
   if ((code = check_project_text(call, req->project, "project"))) return code;
   char *labels = NULL;
-  if ((code = label_json(call, req->project->labels, req->project->n_labels, &labels))) return code;
+  if ((code = core_labels_json(call, req->project->labels, req->project->n_labels, &labels)))
+    return code;
   project_arg a = {.id = id,
                    .project = proj,
                    .rid = req->request_id,
@@ -817,9 +761,11 @@ static Google__Protobuf__Int64Value **quota_slot(Novacron__V1__Quota__Limits *l,
   }
 }
 
-#define QUOTA_COLS                                                                       \
+#define QUOTA_COLS \
   "p.project_id, q.vcpus, q.memory_mib, q.vms, q.volume_gib, q.networks, q.backup_gib, " \
-  "q.version, " CORE_TS("q.updated_at")
+  "q.version, " CORE_TS("q.updated_at") ", (SELECT coalesce(sum(v.vcpus), 0) FROM vms v "  \
+  "WHERE v.project = q.project), (SELECT coalesce(sum(v.memory_mib), 0) FROM vms v WHERE " \
+  "v.project = q.project), (SELECT count(*) FROM vms v WHERE v.project = q.project)"
 
 static Novacron__V1__Quota *quota_from_row(core_call *call, const PGresult *r) {
   Novacron__V1__Quota *q = core_alloc(call, sizeof(*q));
@@ -840,9 +786,11 @@ static Novacron__V1__Quota *quota_from_row(core_call *call, const PGresult *r) {
     v->value = core_i64(r, 0, 1 + i);
     *quota_slot(l, i) = v;
   }
-  /* Usage: the resources that count against the quota (VMs, volumes,
-   * networks, backups) are stored by later schema versions; until they
-   * exist a project uses nothing. */
+  /* Usage: what the project's VMs hold; volumes, networks and backups
+   * arrive with their services. */
+  u->vcpus = core_i64(r, 0, 9);
+  u->memory_mib = core_i64(r, 0, 10);
+  u->vms = core_i64(r, 0, 11);
   q->limits = l;
   q->usage = u;
   q->etag = core_etag(call, core_i64(r, 0, 7));

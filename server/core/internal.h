@@ -12,6 +12,7 @@
 #include "core/core.h"
 #include "core/identity.h"
 #include "google/protobuf/timestamp.pb-c.h"
+#include "novacron/v1/common.pb-c.h"
 #include "store/pool.h"
 
 #define CORE_DIGEST_LEN 32
@@ -98,6 +99,13 @@ int core_check_request_id(core_call *call, const char *rid);
  * (empty etag skips). ABORTED when stale. */
 char *core_etag(core_call *call, int64_t version);
 int core_check_etag(core_call *call, const char *etag, int64_t version, const char *what);
+
+/* Validates labels (at most 64; keys 1-63 of a-z 0-9 - _ ., starting with a
+ * letter or digit; values at most 63 characters) and renders them as a
+ * JSON object (malloc'ed) for a jsonb column. */
+int core_labels_json(core_call *call, Novacron__V1__Label **labels, size_t n, char **out);
+/* Labels from a jsonb column's text (call allocator). */
+Novacron__V1__Label **core_labels_from_json(core_call *call, const char *text, size_t *n);
 
 /* SHA-256 of s; HMAC-SHA256 with the identity's derivation key. */
 void core_sha256(const void *data, size_t n, unsigned char out[CORE_DIGEST_LEN]);

@@ -2,6 +2,7 @@
  * util.c - the shared helpers of server/core (core/internal.h).
  */
 #include <inttypes.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -441,4 +442,69 @@ int core_idem_store(core_tx *tx, store_conn *conn, const char *rid, const Protob
 
 void core_copy_message(ProtobufCMessage *dst, const ProtobufCMessage *src) {
   memcpy(dst, src, src->descriptor->sizeof_message);
+}
+
+/* ================= labels ================= */
+
+static bool label_key_ok(const char *k) {
+  size_t n = k ? strlen(k) : 0;
+  if (n < 1 || n > 63 || !((k[0] >= 'a' && k[0] <= 'z') || (k[0] >= '0' && k[0] <= '9')))
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = k[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+      return false;
+  }
+  return true;
+}
+
+/* Validates labels and renders them as a JSON object (malloc'ed). */
+
+int core_labels_json(core_call *call, Novacron__V1__Label **labels, size_t n, char **out) {
+  *out = NULL;
+  if (n > 64) return core_fail(call, CORE_INVALID_ARGUMENT, "labels: at most 64 entries");
+  json_t *obj = json_object();
+  for (size_t i = 0; i < n; i++) {
+    const char *k = labels[i]->key, *v = labels[i]->value ? labels[i]->value : "";
+    if (!label_key_ok(k)) {
+      json_decref(obj);
+      return core_fail(call, CORE_INVALID_ARGUMENT,
+                       "labels[%zu].key: 1-63 characters of a-z, 0-9, '-', '_' and '.'", i);
+    }
+    int code = core_check_text(call, "labels.value", v, 63);
+    if (code) {
+      json_decref(obj);
+      return code;
+    }
+    if (json_object_get(obj, k)) {
+      json_decref(obj);
+      return core_fail(call, CORE_INVALID_ARGUMENT, "labels: key %s appears twice", k);
+    }
+    json_object_set_new(obj, k, json_string(v));
+  }
+  *out = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(obj);
+  return *out ? CORE_OK : core_fail(call, CORE_INTERNAL, "out of memory");
+}
+
+Novacron__V1__Label **core_labels_from_json(core_call *call, const char *text, size_t *n) {
+  *n = 0;
+  json_error_t jerr;
+  json_t *obj = json_loads(text ? text : "{}", 0, &jerr);
+  Novacron__V1__Label **out = NULL;
+  const char *k;
+  json_t *v;
+  if (obj && json_is_object(obj)) {
+    out = core_alloc(call, sizeof(*out) * (json_object_size(obj) + 1));
+    json_object_foreach(obj, k, v) {
+      Novacron__V1__Label *l = core_alloc(call, sizeof(*l));
+      if (!l || !out) break;
+      novacron__v1__label__init(l);
+      l->key = core_strdup(call, k);
+      l->value = core_strdup(call, json_is_string(v) ? json_string_value(v) : "");
+      out[(*n)++] = l;
+    }
+  }
+  json_decref(obj);
+  return out;
 }

@@ -83,11 +83,22 @@ class BufCurl(unittest.TestCase):
         self.assertIn("missing credentials", res.stdout)
 
     def test_novacron_method_unimplemented(self):
+        res = buf_curl(_srv, *self.bearer(), "-d", '{"name": "projects/default/backups/b"}',
+                       path="/novacron.v1.BackupService/GetBackup")
+        self.assertNotEqual(res.returncode, 0, res.stdout)
+        self.assertIn("unimplemented", res.stdout)
+        self.assertIn("novacron.v1.BackupService.GetBackup is not implemented yet", res.stdout)
+
+    def test_vm_method_through_reflection(self):
         res = buf_curl(_srv, *self.bearer(), "-d", '{"name": "projects/default/vms/web-1"}',
                        path="/novacron.v1.VmService/GetVm")
         self.assertNotEqual(res.returncode, 0, res.stdout)
-        self.assertIn("unimplemented", res.stdout)
-        self.assertIn("novacron.v1.VmService.GetVm is not implemented yet", res.stdout)
+        self.assertIn("not_found", res.stdout)
+        self.assertIn("VM projects/default/vms/web-1 not found", res.stdout)
+        res = buf_curl(_srv, *self.bearer(), "-d", "{}",
+                       path="/novacron.v1.HostService/ListHosts")
+        self.assertEqual(res.returncode, 0, res.stdout)
+        self.assertIn('"name": "hosts/default"', res.stdout)
 
     def test_one_method_of_every_service(self):
         # reflection gives buf the schema of each service; the server-streaming

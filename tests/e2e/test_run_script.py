@@ -131,7 +131,7 @@ class RunScript(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stdout)
         self.assertIn("health: SERVING", out.stdout)
         self.assertIn("WhoAmI: users/admin (system administrator)", out.stdout)
-        self.assertIn("UNIMPLEMENTED", out.stdout)
+        self.assertIn("novacron.v1.VmService/ListVms: OK", out.stdout)
         # the first administrator's password: a private file, printed by path only
         pw = os.path.join(self.state, "admin-password")
         self.assertEqual(os.stat(pw).st_mode & 0o777, 0o600)

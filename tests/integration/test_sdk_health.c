@@ -19,6 +19,7 @@
 
 #include "harness.h"
 #include "novacron/novacron.h"
+#include "novacron/v1/backup.pb-c.h"
 #include "novacron/v1/vm.pb-c.h"
 
 static int64_t now_ms(void) {
@@ -103,13 +104,13 @@ static void test_check_unknown_service(void **state) {
 
 static void test_unimplemented_method(void **state) {
   nc_client *client = connect_to(&shared, tls_client);
-  Novacron__V1__GetVmRequest req = NOVACRON__V1__GET_VM_REQUEST__INIT;
-  req.name = "projects/p/vms/v";
+  Novacron__V1__GetBackupRequest req = NOVACRON__V1__GET_BACKUP_REQUEST__INIT;
+  req.name = "projects/default/backups/b";
   ProtobufCMessage *resp = (ProtobufCMessage *)(uintptr_t)1;
   nc_error err;
   int64_t start = now_ms();
-  nc_status st = nc_call_unary(client, "/novacron.v1.VmService/GetVm", &req.base,
-                               &novacron__v1__vm__descriptor, &resp, NULL, &err);
+  nc_status st = nc_call_unary(client, "/novacron.v1.BackupService/GetBackup", &req.base,
+                               &novacron__v1__backup__descriptor, &resp, NULL, &err);
   int64_t took = now_ms() - start;
   /* without credentials nothing but health and reflection runs */
   assert_int_equal(st, NC_ERR_RPC);
@@ -121,18 +122,18 @@ static void test_unimplemented_method(void **state) {
   assert_int_equal(nc_client_login(client, "admin", harness_admin_password(), &err), NC_OK);
   resp = (ProtobufCMessage *)(uintptr_t)1;
   start = now_ms();
-  st = nc_call_unary(client, "/novacron.v1.VmService/GetVm", &req.base,
-                     &novacron__v1__vm__descriptor, &resp, NULL, &err);
+  st = nc_call_unary(client, "/novacron.v1.BackupService/GetBackup", &req.base,
+                     &novacron__v1__backup__descriptor, &resp, NULL, &err);
   took = now_ms() - start;
   assert_int_equal(st, NC_ERR_RPC);
   assert_int_equal(err.code, NC_GRPC_UNIMPLEMENTED);
-  assert_non_null(strstr(err.message, "GetVm"));
+  assert_non_null(strstr(err.message, "GetBackup"));
   assert_null(resp);
   assert_true(took < 1000);
 
   /* a method no service has */
   st = nc_call_unary(client, "/novacron.v1.NoService/Nothing", &req.base,
-                     &novacron__v1__vm__descriptor, &resp, NULL, &err);
+                     &novacron__v1__backup__descriptor, &resp, NULL, &err);
   assert_int_equal(st, NC_ERR_RPC);
   assert_int_equal(err.code, NC_GRPC_UNIMPLEMENTED);
   nc_client_free(client);

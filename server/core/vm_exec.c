@@ -1,0 +1,803 @@
+/*
+ * vm_exec.c - the executors of VmService operations: the hypervisor side
+ * of each verb, run by the operations workers (core/ops.c).
+ *
+ * Each executor converges: it looks at the domain's real state first and
+ * only acts when needed, so running it again after a crash finishes the
+ * work instead of repeating it. The outcome is recorded in one transaction
+ * with the VM row and the events (core_op_finish); a failure leaves the
+ * VM in the state libvirt reports, with the error in `state_message`, and
+ * a failed create or clone removes the row it reserved, so a database row
+ * and a libvirt domain exist both or neither.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/compute_int.h"
+#include "util/log.h"
+
+#define S(x) NOVACRON__V1__VM__STATE__STATE_##x
+
+typedef struct vm_ctx {
+  char uid[40];
+  char host[64];
+  char project[64];
+  Novacron__V1__Vm *vm;
+} vm_ctx;
+
+typedef struct load_arg {
+  vm_ctx *v;
+  const char *uid;
+} load_arg;
+
+static int load_tx(store_conn *conn, core_tx *tx) {
+  load_arg *a = tx->arg;
+  PGresult *r;
+  int code = core_vm_load_uid(tx, conn, a->uid, false, &r);
+  if (code) return code;
+  a->v->vm = core_vm_from_row(tx->call, r, 0);
+  snprintf(a->v->uid, sizeof(a->v->uid), "%s", PQgetvalue(r, 0, 0));
+  snprintf(a->v->project, sizeof(a->v->project), "%s", PQgetvalue(r, 0, 1));
+  snprintf(a->v->host, sizeof(a->v->host), "%s", core_val(r, 0, 17) ? PQgetvalue(r, 0, 17) : "");
+  PQclear(r);
+  return a->v->vm ? CORE_OK : core_fail(tx->call, CORE_INTERNAL, "out of memory");
+}
+
+static int load_vm_uid(core_op *op, const char *uid, vm_ctx *v) {
+  memset(v, 0, sizeof(*v));
+  load_arg a = {.v = v, .uid = uid};
+  return core_run_ro(op->c->db, &op->call, load_tx, &a);
+}
+
+/* Vm.State for what libvirt reports. */
+static int vm_state_of(int hvs) {
+  switch (hvs) {
+  case HV_DOM_RUNNING:
+  case HV_DOM_BLOCKED:
+  case HV_DOM_SHUTDOWN: return S(RUNNING);
+  case HV_DOM_PAUSED:
+  case HV_DOM_PMSUSPENDED: return S(PAUSED);
+  case HV_DOM_SHUTOFF: return S(STOPPED);
+  default: return S(ERROR);
+  }
+}
+
+/* The domain's state: HV code (NOT_FOUND when it has no domain). */
+static int dom_state(core_op *op, const vm_ctx *v, int *state, char *err, size_t errlen) {
+  hv_domain_spec spec;
+  hv_domain_info info;
+  int code = hv_domain_get(op->c->hv, v->host, v->uid, &spec, &info, err, errlen);
+  if (code == HV_OK) *state = info.state;
+  return code;
+}
+
+/* True when the domain reaches `want` within 2 s: after a call refused
+ * because the domain was changing state anyway (e.g. still starting). */
+static bool settled_in(core_op *op, const vm_ctx *v, int want) {
+  for (int i = 0; i < 40; i++) {
+    int hs = -1;
+    char err[256];
+    if (dom_state(op, v, &hs, err, sizeof(err)) != HV_OK) return false;
+    if (hs == want) return true;
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return false;
+}
+
+/* ---- outcomes ---- */
+
+typedef struct state_apply {
+  const char *uid;
+  int state;
+  const char *message;
+} state_apply;
+
+static int apply_state(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMessage **resp,
+                       void *arg) {
+  state_apply *s = arg;
+  Novacron__V1__Vm *vm = NULL;
+  int code = core_vm_set_state(tx, conn, op, s->uid, s->state, s->message, &vm);
+  if (code) return code;
+  *resp = &vm->base;
+  return CORE_OK;
+}
+
+/* Ends the operation: success moves the VM to `ok_state`; failure leaves it
+ * in the state libvirt reports (UNKNOWN when the host is unreachable,
+ * ERROR when `error_state` says so) with the error as its message. */
+static int finish(core_op *op, const vm_ctx *v, int code, const char *msg, int ok_state,
+                  bool error_state) {
+  state_apply s = {.uid = v->uid, .state = ok_state, .message = ""};
+  char m[1024];
+  if (code) {
+    snprintf(m, sizeof(m), "%s", msg);
+    int hs;
+    char err[256];
+    int hc = dom_state(op, v, &hs, err, sizeof(err));
+    if (hc == HV_UNAVAILABLE)
+      s.state = S(UNKNOWN);
+    else if (hc != HV_OK || error_state)
+      s.state = S(ERROR);
+    else
+      s.state = vm_state_of(hs);
+    s.message = code == CORE_CANCELLED ? "" : m;
+  }
+  return core_op_finish(op, code, code ? m : NULL, apply_state, &s);
+}
+
+static int hv_fail(core_op *op, const vm_ctx *v, int code, const char *what, const char *err,
+                   bool error_state) {
+  char m[800];
+  snprintf(m, sizeof(m), "%s: %s", what, err);
+  return finish(op, v, code, m, 0, error_state);
+}
+
+/* Common start: load the VM and honour a cancellation that arrived while
+ * the operation waited. Returns 1 when the operation already ended. */
+static int begin(core_op *op, vm_ctx *v, const char *status) {
+  int code = load_vm_uid(op, op->target_uid, v);
+  if (code) return core_op_finish(op, code, op->msg, NULL, NULL), 1;
+  if (!v->host[0]) {
+    core_op_finish(op, CORE_FAILED_PRECONDITION, "the VM has no host", NULL, NULL);
+    return 1;
+  }
+  if (core_op_progress(op, 5, status)) {
+    finish(op, v, CORE_CANCELLED, "cancelled before it started", 0, false);
+    return 1;
+  }
+  return 0;
+}
+
+/* ---- CreateVm and CloneVm ---- */
+
+typedef struct remove_apply {
+  const char *uid;
+  const char *project;
+} remove_apply;
+
+/* Removes a VM row (failed create/clone, or a delete) with its event. */
+static int apply_remove(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMessage **resp,
+                        void *arg) {
+  remove_apply *a = arg;
+  PGresult *r;
+  int code = core_vm_load_uid(tx, conn, a->uid, true, &r);
+  if (code == CORE_NOT_FOUND) return CORE_OK;
+  if (code) return code;
+  Novacron__V1__Vm *vm = core_vm_from_row(tx->call, r, 0);
+  PQclear(r);
+  if (!vm) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+  const char *p[] = {a->uid};
+  if ((code = core_q(tx, conn, "vm_delete", "DELETE FROM vms WHERE id = $1::uuid", 1, p, &r)))
+    return code;
+  PQclear(r);
+  vm->state = S(DELETING);
+  *resp = &vm->base;
+  return core_emit(tx, conn, op, NOVACRON__V1__EVENT__TYPE__TYPE_VM_DELETED, vm->name, a->project,
+                   "deleted", &vm->base);
+}
+
+/* Defines (and optionally starts) the domain of VM `uid`. */
+static int define_vm(core_op *op, const char *uid, bool start, const char *what) {
+  vm_ctx v;
+  int code = load_vm_uid(op, uid, &v);
+  if (code) return core_op_finish(op, code, op->msg, NULL, NULL);
+  remove_apply rm = {.uid = v.uid, .project = v.project};
+  if (core_op_progress(op, 10, "defining the domain")) {
+    /* nothing on the hypervisor yet (or only a domain to remove) */
+    char err[256];
+    hv_domain_undefine(op->c->hv, v.host, v.uid, err, sizeof(err));
+    return core_op_finish(op, CORE_CANCELLED, "cancelled", apply_remove, &rm);
+  }
+  hv_domain_spec spec;
+  core_vm_spec(v.vm, v.uid, &spec);
+  char err[512];
+  code = hv_domain_define(op->c->hv, v.host, &spec, err, sizeof(err));
+  if (code) {
+    char m[640];
+    snprintf(m, sizeof(m), "%s: defining the domain on hosts/%s failed: %s", what, v.host, err);
+    /* both or neither: no domain, so no row */
+    return core_op_finish(op, code, m, apply_remove, &rm);
+  }
+  int hs = HV_DOM_SHUTOFF;
+  if (start) {
+    core_op_progress(op, 60, "starting the domain");
+    char e2[256];
+    dom_state(op, &v, &hs, e2, sizeof(e2));
+    if (hs != HV_DOM_RUNNING &&
+        (code = hv_domain_start(op->c->hv, v.host, v.uid, err, sizeof(err))))
+      return hv_fail(op, &v, code, "the VM was created but did not start", err, true);
+  }
+  return finish(op, &v, CORE_OK, NULL, start ? S(RUNNING) : S(STOPPED), false);
+}
+
+static int exec_create(core_op *op) {
+  const Novacron__V1__CreateVmRequest *req = (const void *)op->req;
+  return define_vm(op, op->target_uid, req->start, "create");
+}
+
+typedef struct clone_find {
+  const char *project, *vm_id;
+  char uid[40];
+} clone_find;
+
+static int clone_find_tx(store_conn *conn, core_tx *tx) {
+  clone_find *a = tx->arg;
+  const char *p[] = {a->project, a->vm_id};
+  PGresult *r;
+  int code = core_q(tx, conn, "vm_uid_by_name",
+                    "SELECT v.id FROM vms v JOIN projects p ON p.id = v.project WHERE "
+                    "p.project_id = $1 AND v.vm_id = $2",
+                    2, p, &r);
+  if (code) return code;
+  if (PQntuples(r) == 0) {
+    PQclear(r);
+    return core_fail(tx->call, CORE_NOT_FOUND, "the clone's record is gone");
+  }
+  snprintf(a->uid, sizeof(a->uid), "%s", PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return CORE_OK;
+}
+
+static int exec_clone(core_op *op) {
+  const Novacron__V1__CloneVmRequest *req = (const void *)op->req;
+  clone_find f = {.project = op->project, .vm_id = req->vm_id};
+  int code = core_run_ro(op->c->db, &op->call, clone_find_tx, &f);
+  if (code) return core_op_finish(op, code, op->msg, NULL, NULL);
+  return define_vm(op, f.uid, req->start, "clone");
+}
+
+/* ---- power ---- */
+
+static int exec_start(core_op *op) {
+  vm_ctx v;
+  if (begin(op, &v, "booting")) return 0;
+  char err[512];
+  int hs = 0;
+  int code = dom_state(op, &v, &hs, err, sizeof(err));
+  if (code) return hv_fail(op, &v, code, "cannot read the domain", err, code != HV_UNAVAILABLE);
+  if (hs == HV_DOM_PAUSED)
+    code = hv_domain_resume(op->c->hv, v.host, v.uid, err, sizeof(err));
+  else if (hs != HV_DOM_RUNNING)
+    code = hv_domain_start(op->c->hv, v.host, v.uid, err, sizeof(err));
+  /* a domain caught while it was starting (qemu starts paused, then
+   * resumes) refuses the call but gets where we want it */
+  if (code && settled_in(op, &v, HV_DOM_RUNNING)) code = HV_OK;
+  if (code) return hv_fail(op, &v, code, "start failed", err, true);
+  return finish(op, &v, CORE_OK, NULL, S(RUNNING), false);
+}
+
+static int exec_stop(core_op *op) {
+  const Novacron__V1__StopVmRequest *req = (const void *)op->req;
+  vm_ctx v;
+  if (begin(op, &v, req->force ? "powering off" : "asking the guest to shut down")) return 0;
+  char err[512];
+  int hs = 0;
+  int code = dom_state(op, &v, &hs, err, sizeof(err));
+  if (code) return hv_fail(op, &v, code, "cannot read the domain", err, code != HV_UNAVAILABLE);
+  if (hs == HV_DOM_SHUTOFF) return finish(op, &v, CORE_OK, NULL, S(STOPPED), false);
+  if (req->force) {
+    if ((code = hv_domain_destroy(op->c->hv, v.host, v.uid, err, sizeof(err))))
+      return hv_fail(op, &v, code, "power off failed", err, false);
+    return finish(op, &v, CORE_OK, NULL, S(STOPPED), false);
+  }
+  if ((code = hv_domain_shutdown(op->c->hv, v.host, v.uid, err, sizeof(err))))
+    return hv_fail(op, &v, code, "shutdown request failed", err, false);
+  int64_t timeout_ms = req->timeout ? req->timeout->seconds * 1000 : 60000;
+  struct timespec t0, now;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int64_t last_report = 0;
+  for (;;) {
+    if ((code = dom_state(op, &v, &hs, err, sizeof(err))))
+      return hv_fail(op, &v, code, "cannot read the domain", err, false);
+    if (hs == HV_DOM_SHUTOFF) return finish(op, &v, CORE_OK, NULL, S(STOPPED), false);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t el = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+    if (el >= timeout_ms) break;
+    if (el - last_report >= 1000) {
+      last_report = el;
+      int pct = 10 + (int)(80 * el / timeout_ms);
+      if (core_op_progress(op, pct, NULL))
+        return finish(op, &v, CORE_CANCELLED, "cancelled while waiting for the guest", 0, false);
+    }
+    usleep(50 * 1000);
+  }
+  if (req->force_on_timeout) {
+    core_op_progress(op, 95, "the guest did not shut down in time: powering off");
+    if ((code = hv_domain_destroy(op->c->hv, v.host, v.uid, err, sizeof(err))))
+      return hv_fail(op, &v, code, "power off failed", err, false);
+    return finish(op, &v, CORE_OK, NULL, S(STOPPED), false);
+  }
+  char m[160];
+  snprintf(m, sizeof(m), "the guest did not shut down within %" PRId64 " s", timeout_ms / 1000);
+  return finish(op, &v, CORE_DEADLINE_EXCEEDED, m, 0, false);
+}
+
+static int exec_simple(core_op *op, const char *status, int want_hv, int ok_state,
+                       int (*fn)(hv *, const char *, const char *, char *, size_t),
+                       const char *what) {
+  vm_ctx v;
+  if (begin(op, &v, status)) return 0;
+  char err[512];
+  int hs = 0;
+  int code = dom_state(op, &v, &hs, err, sizeof(err));
+  if (code) return hv_fail(op, &v, code, "cannot read the domain", err, code != HV_UNAVAILABLE);
+  if (want_hv < 0 || hs != want_hv) {
+    if ((code = fn(op->c->hv, v.host, v.uid, err, sizeof(err))) &&
+        !(want_hv >= 0 && settled_in(op, &v, want_hv)))
+      return hv_fail(op, &v, code, what, err, false);
+  }
+  return finish(op, &v, CORE_OK, NULL, ok_state, false);
+}
+
+static int exec_pause(core_op *op) {
+  return exec_simple(op, "suspending the vCPUs", HV_DOM_PAUSED, S(PAUSED), hv_domain_suspend,
+                     "pause failed");
+}
+
+static int exec_resume(core_op *op) {
+  return exec_simple(op, "resuming the vCPUs", HV_DOM_RUNNING, S(RUNNING), hv_domain_resume,
+                     "resume failed");
+}
+
+static int exec_reboot(core_op *op) {
+  const Novacron__V1__RebootVmRequest *req = (const void *)op->req;
+  vm_ctx v;
+  if (begin(op, &v, req->force ? "resetting" : "asking the guest to reboot")) return 0;
+  char err[512];
+  int code = hv_domain_reboot(op->c->hv, v.host, v.uid, req->force, err, sizeof(err));
+  if (code) return hv_fail(op, &v, code, "reboot failed", err, false);
+  return finish(op, &v, CORE_OK, NULL, S(RUNNING), false);
+}
+
+static int exec_delete(core_op *op) {
+  const Novacron__V1__DeleteVmRequest *req = (const void *)op->req;
+  vm_ctx v;
+  int code = load_vm_uid(op, op->target_uid, &v);
+  if (code == CORE_NOT_FOUND) return core_op_finish(op, CORE_OK, NULL, NULL, NULL);
+  if (code) return core_op_finish(op, code, op->msg, NULL, NULL);
+  remove_apply rm = {.uid = v.uid, .project = v.project};
+  if (core_op_progress(op, 10, "undefining the domain"))
+    return finish(op, &v, CORE_CANCELLED, "cancelled", 0, false);
+  char err[512];
+  if (v.host[0]) {
+    code = hv_domain_undefine(op->c->hv, v.host, v.uid, err, sizeof(err));
+    if (code == HV_UNAVAILABLE && req->force) {
+      nc_warnf(
+          "VM %s deleted while hosts/%s is unreachable: its domain stays there and is "
+          "reported as unmanaged once the host is back",
+          v.vm->name, v.host);
+      code = HV_OK;
+    }
+    if (code && code != HV_NOT_FOUND) return hv_fail(op, &v, code, "delete failed", err, false);
+  }
+  return core_op_finish(op, CORE_OK, NULL, apply_remove, &rm);
+}
+
+/* ---- resize ---- */
+
+typedef struct resize_apply {
+  const char *uid;
+  int32_t vcpus, max_vcpus;
+  int64_t mem, max_mem;
+  int state;
+} resize_apply;
+
+static int apply_resize(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMessage **resp,
+                        void *arg) {
+  resize_apply *a = arg;
+  char v[16], m[24], mv[16], mm[24];
+  snprintf(v, sizeof(v), "%d", a->vcpus);
+  snprintf(m, sizeof(m), "%" PRId64, a->mem);
+  snprintf(mv, sizeof(mv), "%d", a->max_vcpus);
+  snprintf(mm, sizeof(mm), "%" PRId64, a->max_mem);
+  const char *p[] = {a->uid, v, m, mv, mm};
+  PGresult *r;
+  int code = core_q(tx, conn, "vm_resize",
+                    "UPDATE vms SET vcpus = $2::int, memory_mib = $3::bigint, max_vcpus = $4::int, "
+                    "max_memory_mib = $5::bigint, version = version + 1, updated_at = now() WHERE "
+                    "id = $1::uuid",
+                    5, p, &r);
+  if (code) return code;
+  PQclear(r);
+  Novacron__V1__Vm *vm = NULL;
+  if ((code = core_vm_set_state(tx, conn, op, a->uid, a->state, "", &vm))) return code;
+  *resp = &vm->base;
+  char proj[64] = "", id[64];
+  core_name2(vm->name, "vms", proj, sizeof(proj), id, sizeof(id));
+  return core_emit(tx, conn, op, NOVACRON__V1__EVENT__TYPE__TYPE_VM_UPDATED, vm->name, proj,
+                   "resized", &vm->base);
+}
+
+static int exec_resize(core_op *op) {
+  const Novacron__V1__ResizeVmRequest *req = (const void *)op->req;
+  vm_ctx v;
+  if (begin(op, &v, "resizing")) return 0;
+  Novacron__V1__Vm *vm = v.vm;
+  resize_apply a = {.uid = v.uid,
+                    .vcpus = req->vcpus ? req->vcpus : vm->vcpus,
+                    .mem = req->memory_mib ? req->memory_mib : vm->memory_mib,
+                    .max_vcpus = req->max_vcpus ? req->max_vcpus : vm->max_vcpus,
+                    .max_mem = req->max_memory_mib ? req->max_memory_mib : vm->max_memory_mib,
+                    .state = req->live ? S(RUNNING) : S(STOPPED)};
+  if (a.max_vcpus < a.vcpus) a.max_vcpus = a.vcpus;
+  if (a.max_mem < a.mem) a.max_mem = a.mem;
+  char err[512];
+  int code;
+  if (req->live) {
+    if (a.vcpus != vm->vcpus &&
+        (code = hv_domain_set_vcpus(op->c->hv, v.host, v.uid, a.vcpus, true, err, sizeof(err))))
+      return hv_fail(op, &v, code, "live vCPU change failed", err, false);
+    if (a.mem != vm->memory_mib &&
+        (code = hv_domain_set_memory(op->c->hv, v.host, v.uid, a.mem, true, err, sizeof(err))))
+      return hv_fail(op, &v, code, "live memory change failed", err, false);
+  } else {
+    hv_domain_spec spec;
+    vm->vcpus = a.vcpus;
+    vm->memory_mib = a.mem;
+    vm->max_vcpus = a.max_vcpus;
+    vm->max_memory_mib = a.max_mem;
+    core_vm_spec(vm, v.uid, &spec);
+    if ((code = hv_domain_define(op->c->hv, v.host, &spec, err, sizeof(err))))
+      return hv_fail(op, &v, code, "redefining the domain failed", err, false);
+  }
+  return core_op_finish(op, CORE_OK, NULL, apply_resize, &a);
+}
+
+/* ---- migration ---- */
+
+typedef struct migrate_apply {
+  const char *uid;
+  const char *host_uid;
+  int state;
+  const char *message;
+} migrate_apply;
+
+static int apply_migrate(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMessage **resp,
+                         void *arg) {
+  migrate_apply *a = arg;
+  PGresult *r;
+  if (a->host_uid) {
+    const char *p[] = {a->uid, a->host_uid};
+    int code = core_q(tx, conn, "vm_set_host",
+                      "UPDATE vms SET host = $2::uuid, version = version + 1, updated_at = now() "
+                      "WHERE id = $1::uuid",
+                      2, p, &r);
+    if (code) return code;
+    PQclear(r);
+  }
+  Novacron__V1__Vm *vm = NULL;
+  int code = core_vm_set_state(tx, conn, op, a->uid, a->state, a->message, &vm);
+  if (code) return code;
+  *resp = &vm->base;
+  if (!a->host_uid) return CORE_OK;
+  char proj[64] = "", id[64];
+  core_name2(vm->name, "vms", proj, sizeof(proj), id, sizeof(id));
+  return core_emit(tx, conn, op, NOVACRON__V1__EVENT__TYPE__TYPE_VM_UPDATED, vm->name, proj,
+                   "moved to a new host", &vm->base);
+}
+
+typedef struct pick_arg {
+  core_compute *c;
+  const Novacron__V1__Vm *vm;
+  const char *uid, *exclude;
+  char host[64], host_uid[40], puid[40];
+} pick_arg;
+
+static int pick_tx(store_conn *conn, core_tx *tx) {
+  pick_arg *a = tx->arg;
+  PGresult *r;
+  int code = core_vm_load_uid(tx, conn, a->uid, false, &r);
+  if (code) return code;
+  snprintf(a->puid, sizeof(a->puid), "%s", PQgetvalue(r, 0, 21));
+  PQclear(r);
+  return core_place(tx, conn, a->c, a->vm, a->puid, a->uid, a->exclude, a->host, a->host_uid);
+}
+
+typedef struct host_uid_arg {
+  const char *host;
+  char uid[40];
+  int state;
+  bool cordoned;
+} host_uid_arg;
+
+static int host_uid_tx(store_conn *conn, core_tx *tx) {
+  host_uid_arg *a = tx->arg;
+  PGresult *r;
+  int code =
+      core_q_one(tx, conn, "host_uid", "SELECT id, state, cordoned FROM hosts WHERE host_id = $1",
+                 a->host, "host", &r);
+  if (code) return code;
+  snprintf(a->uid, sizeof(a->uid), "%s", PQgetvalue(r, 0, 0));
+  a->state = (int)core_i64(r, 0, 1);
+  a->cordoned = core_bool(r, 0, 2);
+  PQclear(r);
+  return CORE_OK;
+}
+
+/* Moves VM `v` to `target` (a host id, or "" for the scheduler's choice);
+ * shared by MigrateVm and DrainHost. On return the operation is NOT
+ * finished; *final_state and the destination are filled. */
+int core_vm_move(core_op *op, const char *vm_uid, const char *target, bool live, char dst[64],
+                 char dst_uid[40], int *final_state, char *err, size_t errlen) {
+  vm_ctx v;
+  int code = load_vm_uid(op, vm_uid, &v);
+  if (code) {
+    snprintf(err, errlen, "%s", op->msg);
+    return code;
+  }
+  if (target && *target) {
+    host_uid_arg h = {.host = target};
+    if ((code = core_run_ro(op->c->db, &op->call, host_uid_tx, &h))) {
+      snprintf(err, errlen, "%s", op->msg);
+      return code;
+    }
+    snprintf(dst, 64, "%s", target);
+    snprintf(dst_uid, 40, "%s", h.uid);
+  } else {
+    pick_arg p = {.c = op->c, .vm = v.vm, .uid = v.uid, .exclude = v.host};
+    if ((code = core_run_tx(op->c->db, &op->call, pick_tx, &p))) {
+      snprintf(err, errlen, "%s", op->msg);
+      return code;
+    }
+    snprintf(dst, 64, "%s", p.host);
+    snprintf(dst_uid, 40, "%s", p.host_uid);
+  }
+  code = hv_domain_migrate(op->c->hv, v.host, dst, v.uid, live, err, errlen);
+  if (code) return code;
+  hv_domain_spec spec;
+  hv_domain_info info;
+  char e2[256];
+  *final_state = hv_domain_get(op->c->hv, dst, v.uid, &spec, &info, e2, sizeof(e2)) == HV_OK
+                     ? vm_state_of(info.state)
+                     : S(ERROR);
+  return HV_OK;
+}
+
+static int exec_migrate(core_op *op) {
+  const Novacron__V1__MigrateVmRequest *req = (const void *)op->req;
+  vm_ctx v;
+  if (begin(op, &v, req->live ? "live migration" : "migration")) return 0;
+  char target[64] = "";
+  if (req->target_host && *req->target_host)
+    core_name1(req->target_host, "hosts/", target, sizeof(target));
+  /* converge: after a crash the domain may already be on the target */
+  char err[512], dst[64], dst_uid[40];
+  int fs = 0;
+  core_op_progress(op, 20, "moving the domain");
+  int code = core_vm_move(op, v.uid, target, req->live, dst, dst_uid, &fs, err, sizeof(err));
+  if (code) return hv_fail(op, &v, code, "migration failed", err, false);
+  migrate_apply a = {.uid = v.uid, .host_uid = dst_uid, .state = fs, .message = ""};
+  return core_op_finish(op, CORE_OK, NULL, apply_migrate, &a);
+}
+
+/* ---- snapshots ---- */
+
+typedef struct snap_apply {
+  const char *vm_uid;
+  const char *snap; /* snapshot_id */
+  int state;        /* VmSnapshot.State to set, or 0 to delete */
+  const char *message;
+  bool children;
+  bool revert; /* restore the VM's configuration from the snapshot */
+  int vm_state;
+} snap_apply;
+
+static int apply_snap(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMessage **resp,
+                      void *arg) {
+  snap_apply *a = arg;
+  PGresult *r;
+  int code = core_snapshot_load(tx, conn, a->vm_uid, a->snap, true, &r);
+  if (code) return code;
+  Novacron__V1__VmSnapshot *s = core_snapshot_from_row(tx->call, r, 0);
+  char suid[40];
+  snprintf(suid, sizeof(suid), "%s", PQgetvalue(r, 0, 0));
+  Novacron__V1__Vm *cfg = (Novacron__V1__Vm *)core_unpack_bytea(
+      tx->call, &novacron__v1__vm__descriptor, PQgetvalue(r, 0, SNAP_CONFIG_COL));
+  PQclear(r);
+  if (!s) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+  char proj[64] = "", id[64];
+  core_name2(op->target, "vms", proj, sizeof(proj), id, sizeof(id));
+  const char *p[] = {suid};
+  if (a->revert) {
+    if (cfg) {
+      char v[16], m[24], mv[16], mm[24];
+      snprintf(v, sizeof(v), "%d", cfg->vcpus);
+      snprintf(m, sizeof(m), "%" PRId64, cfg->memory_mib);
+      snprintf(mv, sizeof(mv), "%d", cfg->max_vcpus);
+      snprintf(mm, sizeof(mm), "%" PRId64, cfg->max_memory_mib);
+      const char *q[] = {a->vm_uid, v, m, mv, mm, suid};
+      if ((code = core_q(tx, conn, "vm_revert_cfg",
+                         "UPDATE vms SET vcpus = $2::int, memory_mib = $3::bigint, max_vcpus = "
+                         "$4::int, max_memory_mib = $5::bigint, current_snapshot = $6::uuid, "
+                         "version = version + 1, updated_at = now() WHERE id = $1::uuid",
+                         6, q, &r)))
+        return code;
+      PQclear(r);
+    }
+    Novacron__V1__Vm *vm = NULL;
+    if ((code = core_vm_set_state(tx, conn, op, a->vm_uid, a->vm_state, "", &vm))) return code;
+    *resp = &vm->base;
+    return core_emit(tx, conn, op, NOVACRON__V1__EVENT__TYPE__TYPE_VM_UPDATED, vm->name, proj,
+                     "reverted to a snapshot", &vm->base);
+  }
+  if (a->state) {
+    char st[8];
+    snprintf(st, sizeof(st), "%d", a->state);
+    const char *q[] = {suid, st, a->message ? a->message : ""};
+    if ((code = core_q(tx, conn, "snap_set_state",
+                       "UPDATE vm_snapshots SET state = $2::smallint, state_message = $3, version "
+                       "= version + 1, updated_at = now() WHERE id = $1::uuid",
+                       3, q, &r)))
+      return code;
+    PQclear(r);
+    if (a->state == NOVACRON__V1__VM_SNAPSHOT__STATE__STATE_READY) {
+      const char *q2[] = {suid, a->vm_uid};
+      if ((code =
+               core_q(tx, conn, "vm_current_snap",
+                      "UPDATE vms SET current_snapshot = $1::uuid WHERE id = $2::uuid", 2, q2, &r)))
+        return code;
+      PQclear(r);
+    }
+    s->state = (Novacron__V1__VmSnapshot__State)a->state;
+    s->state_message = (char *)(a->message ? a->message : "");
+    *resp = &s->base;
+    return core_emit(
+        tx, conn, op, NOVACRON__V1__EVENT__TYPE__TYPE_VM_SNAPSHOT_UPDATED, s->name, proj,
+        a->state == NOVACRON__V1__VM_SNAPSHOT__STATE__STATE_READY ? "ready" : "failed", &s->base);
+  }
+  /* delete: the snapshot (and its descendants if asked); otherwise its
+   * children move up to its parent */
+  if (a->children)
+    code = core_q(tx, conn, "snap_delete_tree",
+                  "WITH RECURSIVE t AS (SELECT id FROM vm_snapshots WHERE id = $1::uuid UNION "
+                  "SELECT c.id FROM vm_snapshots c JOIN t ON c.parent = t.id) DELETE FROM "
+                  "vm_snapshots WHERE id IN (SELECT id FROM t)",
+                  1, p, &r);
+  else
+    code = core_q(tx, conn, "snap_reparent",
+                  "UPDATE vm_snapshots SET parent = (SELECT parent FROM vm_snapshots WHERE id = "
+                  "$1::uuid) WHERE parent = $1::uuid",
+                  1, p, &r);
+  if (code) return code;
+  PQclear(r);
+  if (!a->children) {
+    if ((code = core_q(tx, conn, "snap_delete", "DELETE FROM vm_snapshots WHERE id = $1::uuid", 1,
+                       p, &r)))
+      return code;
+    PQclear(r);
+  }
+  const char *q[] = {a->vm_uid};
+  if ((code =
+           core_q(tx, conn, "vm_current_snap_clear",
+                  "UPDATE vms SET current_snapshot = NULL WHERE id = $1::uuid AND "
+                  "current_snapshot IS NOT NULL AND NOT EXISTS (SELECT 1 FROM vm_snapshots WHERE "
+                  "id = current_snapshot)",
+                  1, q, &r)))
+    return code;
+  PQclear(r);
+  s->state = NOVACRON__V1__VM_SNAPSHOT__STATE__STATE_DELETING;
+  *resp = &s->base;
+  return core_emit(tx, conn, op, NOVACRON__V1__EVENT__TYPE__TYPE_VM_SNAPSHOT_DELETED, s->name, proj,
+                   "deleted", &s->base);
+}
+
+typedef struct snap_uid_arg {
+  const char *vm_uid, *snap;
+  char uid[40];
+} snap_uid_arg;
+
+static int snap_uid_tx(store_conn *conn, core_tx *tx) {
+  snap_uid_arg *a = tx->arg;
+  PGresult *r;
+  int code = core_snapshot_load(tx, conn, a->vm_uid, a->snap, false, &r);
+  if (code) return code;
+  snprintf(a->uid, sizeof(a->uid), "%s", PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return CORE_OK;
+}
+
+static const char *snap_id_of(const char *name) {
+  const char *at = name ? strstr(name, "/snapshots/") : NULL;
+  return at ? at + 11 : "";
+}
+
+static int exec_snapshot(core_op *op) {
+  const Novacron__V1__CreateSnapshotRequest *req = (const void *)op->req;
+  vm_ctx v;
+  if (begin(op, &v, "taking the snapshot")) return 0;
+  snap_uid_arg su = {.vm_uid = v.uid, .snap = req->snapshot_id};
+  int code = core_run_ro(op->c->db, &op->call, snap_uid_tx, &su);
+  if (code) return core_op_finish(op, code, op->msg, NULL, NULL);
+  bool mem = req->snapshot && req->snapshot->include_memory && v.vm->state != S(STOPPED);
+  char err[512];
+  code = hv_snapshot_create(
+      op->c->hv, v.host, v.uid, su.uid,
+      req->snapshot && req->snapshot->description ? req->snapshot->description : "", mem, err,
+      sizeof(err));
+  snap_apply a = {.vm_uid = v.uid, .snap = req->snapshot_id};
+  if (code && code != HV_ALREADY_EXISTS) {
+    char m[600];
+    snprintf(m, sizeof(m), "snapshot failed: %s", err);
+    a.state = NOVACRON__V1__VM_SNAPSHOT__STATE__STATE_ERROR;
+    a.message = m;
+    return core_op_finish(op, code, m, apply_snap, &a);
+  }
+  a.state = NOVACRON__V1__VM_SNAPSHOT__STATE__STATE_READY;
+  return core_op_finish(op, CORE_OK, NULL, apply_snap, &a);
+}
+
+static int exec_revert(core_op *op) {
+  vm_ctx v;
+  if (begin(op, &v, "reverting")) return 0;
+  snap_uid_arg su = {.vm_uid = v.uid, .snap = snap_id_of(op->target)};
+  int code = core_run_ro(op->c->db, &op->call, snap_uid_tx, &su);
+  if (code) return core_op_finish(op, code, op->msg, NULL, NULL);
+  char err[512];
+  if ((code = hv_snapshot_revert(op->c->hv, v.host, v.uid, su.uid, err, sizeof(err))))
+    return hv_fail(op, &v, code, "revert failed", err, false);
+  int hs = HV_DOM_SHUTOFF;
+  dom_state(op, &v, &hs, err, sizeof(err));
+  snap_apply a = {.vm_uid = v.uid, .snap = su.snap, .revert = true, .vm_state = vm_state_of(hs)};
+  return core_op_finish(op, CORE_OK, NULL, apply_snap, &a);
+}
+
+static int exec_delete_snapshot(core_op *op) {
+  const Novacron__V1__DeleteSnapshotRequest *req = (const void *)op->req;
+  vm_ctx v;
+  if (begin(op, &v, "deleting the snapshot")) return 0;
+  snap_uid_arg su = {.vm_uid = v.uid, .snap = snap_id_of(op->target)};
+  int code = core_run_ro(op->c->db, &op->call, snap_uid_tx, &su);
+  if (code == CORE_NOT_FOUND) return core_op_finish(op, CORE_OK, NULL, NULL, NULL);
+  if (code) return core_op_finish(op, code, op->msg, NULL, NULL);
+  char err[512];
+  code =
+      hv_snapshot_delete(op->c->hv, v.host, v.uid, su.uid, req->delete_children, err, sizeof(err));
+  snap_apply a = {.vm_uid = v.uid, .snap = su.snap, .children = req->delete_children};
+  if (code && code != HV_NOT_FOUND) {
+    char m[600];
+    snprintf(m, sizeof(m), "deleting the snapshot failed: %s", err);
+    a.state = NOVACRON__V1__VM_SNAPSHOT__STATE__STATE_ERROR;
+    a.message = m;
+    return core_op_finish(op, code, m, apply_snap, &a);
+  }
+  return core_op_finish(op, CORE_OK, NULL, apply_snap, &a);
+}
+
+/* Devices reference volumes and networks, which StorageService and
+ * NetworkService provide; requests naming them are refused before an
+ * operation is journaled, so these run only for a journal written by a
+ * newer server. */
+static int exec_devices(core_op *op) {
+  return core_op_finish(op, CORE_UNIMPLEMENTED,
+                        "device changes need volumes and networks, which this server does not "
+                        "manage yet",
+                        NULL, NULL);
+}
+
+#define V(name, Req, fn) \
+  { name, &novacron__v1__##Req##__descriptor, fn }
+const core_verb core_vm_verbs[] = {
+    V("VmService.CreateVm", create_vm_request, exec_create),
+    V("VmService.DeleteVm", delete_vm_request, exec_delete),
+    V("VmService.StartVm", start_vm_request, exec_start),
+    V("VmService.StopVm", stop_vm_request, exec_stop),
+    V("VmService.RebootVm", reboot_vm_request, exec_reboot),
+    V("VmService.PauseVm", pause_vm_request, exec_pause),
+    V("VmService.ResumeVm", resume_vm_request, exec_resume),
+    V("VmService.ResizeVm", resize_vm_request, exec_resize),
+    V("VmService.MigrateVm", migrate_vm_request, exec_migrate),
+    V("VmService.CloneVm", clone_vm_request, exec_clone),
+    V("VmService.CreateSnapshot", create_snapshot_request, exec_snapshot),
+    V("VmService.RevertSnapshot", revert_snapshot_request, exec_revert),
+    V("VmService.DeleteSnapshot", delete_snapshot_request, exec_delete_snapshot),
+    V("VmService.AttachVolume", attach_volume_request, exec_devices),
+    V("VmService.DetachVolume", detach_volume_request, exec_devices),
+    V("VmService.AttachNic", attach_nic_request, exec_devices),
+    V("VmService.DetachNic", detach_nic_request, exec_devices),
+};
+const size_t core_vm_nverbs = sizeof(core_vm_verbs) / sizeof(core_vm_verbs[0]);
