@@ -685,6 +685,7 @@ static int exec_drain(core_op *op) {
     bool cold = req->mode == NOVACRON__V1__DRAIN_HOST_REQUEST__MODE__MODE_COLD_MIGRATE;
     bool was_active = vms.states[i] == NOVACRON__V1__VM__STATE__STATE_RUNNING ||
                       vms.states[i] == NOVACRON__V1__VM__STATE__STATE_PAUSED;
+    char dst[64] = "", dst_uid[40] = ""; /* after.host_uid points here */
     code = HV_OK;
     if (stop || cold) {
       int timeout_s = req->stop_timeout ? (int)req->stop_timeout->seconds : 60;
@@ -698,7 +699,6 @@ static int exec_drain(core_op *op) {
         core_name1(req->target_hosts[i % req->n_target_hosts], "hosts/", tbuf, sizeof(tbuf));
         target = tbuf;
       }
-      char dst[64] = "", dst_uid[40] = "";
       int fs = 0;
       code = core_vm_move(op, vms.uids[i], target, !cold, dst, dst_uid, &fs, err, sizeof(err));
       /* a cold migration starts the VM again on its new host */
