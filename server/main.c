@@ -380,6 +380,8 @@ int main(int argc, char **argv) {
       .placement_pack = strcmp(nc_cfg_str(cfg, "placement"), "pack") == 0,
       .cpu_overcommit = (double)nc_cfg_int(cfg, "cpu-overcommit-percent") / 100.0,
       .memory_overcommit = (double)nc_cfg_int(cfg, "memory-overcommit-percent") / 100.0,
+      /* half the handler threads may block in WaitOperation */
+      .wait_slots = (int)(nc_cfg_int(cfg, "workers") / 2 > 0 ? nc_cfg_int(cfg, "workers") / 2 : 1),
   };
   if (!(actx.compute = core_compute_new(db, actx.events, &ccfg, err, sizeof(err)))) {
     nc_log(NC_LOG_ERROR, "cannot start", LKV_S("error", err));

@@ -35,6 +35,8 @@ typedef struct core_compute_config {
   double cpu_overcommit;        /* vCPUs per host CPU the scheduler may allocate */
   double memory_overcommit;     /* likewise for memory */
   int wait_max_s;               /* longest single WaitOperation without a deadline */
+  int wait_slots;               /* WaitOperation calls that may block at once (0: 8); the
+                                 * rest wait at most 1 s, so handler threads stay free */
 } core_compute_config;
 
 /* Connects the registered hosts, recovers the journal and starts the

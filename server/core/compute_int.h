@@ -44,6 +44,7 @@ struct core_compute {
   pthread_cond_t bg_cv; /* the background loop has something to do */
   uint64_t work_gen;
   uint64_t done_gen; /* bumped with every `done` broadcast */
+  int waiting;       /* WaitOperation calls blocked in a long wait */
   bool stopping;
   pthread_t *workers;
   int nworkers;

@@ -728,6 +728,10 @@ CORE_COMPUTE_FN(list_operations, ListOperationsRequest, ListOperationsResponse) 
   return core_run_tx(c->db, call, core_list_tx, &l);
 }
 
+static int wait_loop(core_compute *c, core_call *call,
+                     const Novacron__V1__WaitOperationRequest *req, int64_t limit_ms,
+                     Novacron__V1__WaitOperationResponse *resp);
+
 int core_wait_operation(core_compute *c, core_call *call,
                         const Novacron__V1__WaitOperationRequest *req, int64_t deadline_ms,
                         Novacron__V1__WaitOperationResponse *resp) {
@@ -742,6 +746,26 @@ int core_wait_operation(core_compute *c, core_call *call,
   if (limit_ms > cap) limit_ms = cap;
   /* answer a little before the caller's deadline so the reply arrives */
   if (limit_ms == deadline_ms && limit_ms > 200) limit_ms -= 100;
+  /* Each waiting call holds a handler thread: beyond wait_slots long waits
+   * at once, a call waits at most a second (callers loop on the state they
+   * get back), so waiters cannot starve every other method. */
+  pthread_mutex_lock(&c->mu);
+  bool slot = c->waiting < (c->cfg.wait_slots > 0 ? c->cfg.wait_slots : 8);
+  if (slot) c->waiting++;
+  pthread_mutex_unlock(&c->mu);
+  if (!slot && limit_ms > 1000) limit_ms = 1000;
+  int code = wait_loop(c, call, req, limit_ms, resp);
+  if (slot) {
+    pthread_mutex_lock(&c->mu);
+    c->waiting--;
+    pthread_mutex_unlock(&c->mu);
+  }
+  return code;
+}
+
+static int wait_loop(core_compute *c, core_call *call,
+                     const Novacron__V1__WaitOperationRequest *req, int64_t limit_ms,
+                     Novacron__V1__WaitOperationResponse *resp) {
   struct timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   char project[64], id[40];
