@@ -172,6 +172,14 @@ int core_snapshot_load(core_tx *tx, store_conn *conn, const char *vm_uid, const 
 Novacron__V1__VmSnapshot *core_snapshot_from_row(core_call *call, const PGresult *r, int i);
 #define SNAP_CONFIG_COL 14
 
+/* Vm.State for a libvirt domain state (hv_dom_state). */
+int core_vm_state_of(int hv_state);
+/* Records a VM's new host (when host_uid is set, with TYPE_VM_UPDATED) and
+ * state (with TYPE_VM_STATE_CHANGED when it changed); *out (may be NULL)
+ * receives the VM. */
+int core_vm_record_move(core_tx *tx, store_conn *conn, core_op *op, const char *uid,
+                        const char *host_uid, int state, const char *message,
+                        Novacron__V1__Vm **out);
 /* Moves a VM's domain to `target` (a host id, or "" for the scheduler's
  * choice) without finishing the operation: MigrateVm and DrainHost. */
 int core_vm_move(core_op *op, const char *vm_uid, const char *target, bool live, char dst[64],

@@ -380,12 +380,6 @@ CORE_COMPUTE_FN(list_hosts, ListHostsRequest, ListHostsResponse) {
   return core_run_ro(c->db, call, core_list_tx, &l);
 }
 
-static bool mask_has(const Google__Protobuf__FieldMask *m, const char *path) {
-  for (size_t i = 0; m && i < m->n_paths; i++)
-    if (strcmp(m->paths[i], path) == 0) return true;
-  return false;
-}
-
 typedef struct update_arg {
   const Novacron__V1__UpdateHostRequest *req;
   ProtobufCMessage *resp;
@@ -406,11 +400,11 @@ static int update_tx(store_conn *conn, core_tx *tx) {
   const Google__Protobuf__FieldMask *m = a->req->update_mask;
   const Novacron__V1__Host *in = a->req->host;
   const char *p[] = {a->host,
-                     mask_has(m, "description") ? "t" : "f",
+                     core_mask_has(m, "description") ? "t" : "f",
                      in->description ? in->description : "",
-                     mask_has(m, "labels") ? "t" : "f",
+                     core_mask_has(m, "labels") ? "t" : "f",
                      a->labels,
-                     mask_has(m, "cordoned") ? "t" : "f",
+                     core_mask_has(m, "cordoned") ? "t" : "f",
                      in->cordoned ? "t" : "f"};
   if ((code = core_q(tx, conn, "host_update",
                      "UPDATE hosts SET description = CASE WHEN $2::bool THEN $3 ELSE description "
@@ -615,17 +609,7 @@ typedef struct vm_after_apply {
 
 static int vm_after_tx(store_conn *conn, core_tx *tx) {
   vm_after_apply *a = tx->arg;
-  PGresult *r;
-  if (a->host_uid) {
-    const char *p[] = {a->uid, a->host_uid};
-    int code = core_q(tx, conn, "vm_set_host",
-                      "UPDATE vms SET host = $2::uuid, version = version + 1, updated_at = now() "
-                      "WHERE id = $1::uuid",
-                      2, p, &r);
-    if (code) return code;
-    PQclear(r);
-  }
-  return core_vm_set_state(tx, conn, NULL, a->uid, a->state, "", NULL);
+  return core_vm_record_move(tx, conn, NULL, a->uid, a->host_uid, a->state, "", NULL);
 }
 
 /* Stops a domain: an ACPI request, up to `timeout_s` for the guest, then

@@ -20,21 +20,6 @@
 #include "core/listq.h"
 #include "util/log.h"
 
-/* The projects a principal has any role on, as a text[] literal ids only
- * made of [a-z0-9-], so they need no quoting. */
-static void visible_projects(const core_principal *p, char *buf, size_t len) {
-  size_t o = (size_t)snprintf(buf, len, "{");
-  for (int i = 0; i < p->nbindings && o < len; i++)
-    o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? "," : "", p->bindings[i].project);
-  if (o < len) snprintf(buf + o, len - o, "}");
-}
-
-static bool mask_has(const Google__Protobuf__FieldMask *m, const char *path) {
-  for (size_t i = 0; m && i < m->n_paths; i++)
-    if (strcmp(m->paths[i], path) == 0) return true;
-  return false;
-}
-
 static int mask_check(core_call *call, const Google__Protobuf__FieldMask *m,
                       const char *const *allowed, size_t n) {
   if (!m || m->n_paths == 0)
@@ -282,7 +267,8 @@ static int update_user_tx(store_conn *conn, core_tx *tx) {
   bool admin, disabled;
   if ((code = lock_user(tx, conn, a->username, &version, uid, &admin, &disabled))) return code;
   if ((code = core_check_etag(tx->call, a->in->etag, version, "the user"))) return code;
-  bool set_disabled = mask_has(a->mask, "disabled"), set_admin = mask_has(a->mask, "system_admin");
+  bool set_disabled = core_mask_has(a->mask, "disabled"),
+       set_admin = core_mask_has(a->mask, "system_admin");
   bool new_disabled = set_disabled ? a->in->disabled : disabled;
   bool new_admin = set_admin ? a->in->system_admin : admin;
   if (admin && !disabled && (new_disabled || !new_admin)) {
@@ -295,9 +281,9 @@ static int update_user_tx(store_conn *conn, core_tx *tx) {
                        a->username);
   }
   const char *p[] = {uid,
-                     mask_has(a->mask, "display_name") ? "t" : "f",
+                     core_mask_has(a->mask, "display_name") ? "t" : "f",
                      a->in->display_name ? a->in->display_name : "",
-                     mask_has(a->mask, "email") ? "t" : "f",
+                     core_mask_has(a->mask, "email") ? "t" : "f",
                      a->in->email ? a->in->email : "",
                      new_disabled ? "t" : "f",
                      new_admin ? "t" : "f"};
@@ -336,7 +322,8 @@ int core_identity_update_user(core_identity *id, core_call *call,
   if (!may_see_user(call, user))
     return core_fail(call, CORE_PERMISSION_DENIED,
                      "changing other users requires system administrator");
-  if ((mask_has(req->update_mask, "disabled") || mask_has(req->update_mask, "system_admin")) &&
+  if ((core_mask_has(req->update_mask, "disabled") ||
+       core_mask_has(req->update_mask, "system_admin")) &&
       !call->who->system_admin)
     return core_fail(call, CORE_PERMISSION_DENIED,
                      "disabled and system_admin can only be changed by a system administrator");
@@ -616,7 +603,7 @@ int core_identity_list_projects(core_identity *id, core_call *call,
                                 const Novacron__V1__ListProjectsRequest *req,
                                 Novacron__V1__ListProjectsResponse *resp) {
   char vis[CORE_MAX_BINDINGS * 66 + 4];
-  visible_projects(call->who, vis, sizeof(vis));
+  core_visible_projects(call->who, vis, sizeof(vis));
   core_list_req l = {.spec = &project_spec,
                      .select = "SELECT " PROJECT_COLS
                                ", count(*) OVER () FROM projects p "
@@ -659,11 +646,11 @@ static int update_project_tx(store_conn *conn, core_tx *tx) {
   if ((code = lock_project(tx, conn, a->project, uid, &version))) return code;
   if ((code = core_check_etag(tx->call, a->in->etag, version, "the project"))) return code;
   const char *p[] = {uid,
-                     mask_has(a->mask, "display_name") ? "t" : "f",
+                     core_mask_has(a->mask, "display_name") ? "t" : "f",
                      a->in->display_name ? a->in->display_name : "",
-                     mask_has(a->mask, "description") ? "t" : "f",
+                     core_mask_has(a->mask, "description") ? "t" : "f",
                      a->in->description ? a->in->description : "",
-                     mask_has(a->mask, "labels") ? "t" : "f",
+                     core_mask_has(a->mask, "labels") ? "t" : "f",
                      a->labels};
   PGresult *r;
   code = core_q(tx, conn, "project_update",
@@ -1080,7 +1067,7 @@ static int project_scope(core_call *call, const char *parent, char *proj, size_t
     if (call->who->system_admin) {
       *p2 = NULL;
     } else {
-      visible_projects(call->who, vis, vlen);
+      core_visible_projects(call->who, vis, vlen);
       *p2 = vis;
     }
     return CORE_OK;

@@ -11,6 +11,7 @@
 #include "auth/token.h"
 #include "core/core.h"
 #include "core/identity.h"
+#include "google/protobuf/field_mask.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "novacron/v1/common.pb-c.h"
 #include "store/pool.h"
@@ -106,6 +107,12 @@ int core_check_etag(core_call *call, const char *etag, int64_t version, const ch
 int core_labels_json(core_call *call, Novacron__V1__Label **labels, size_t n, char **out);
 /* Labels from a jsonb column's text (call allocator). */
 Novacron__V1__Label **core_labels_from_json(core_call *call, const char *text, size_t *n);
+
+/* True when the FieldMask lists `path`. */
+bool core_mask_has(const Google__Protobuf__FieldMask *m, const char *path);
+/* The projects a principal has any role on, as a text[] literal (ids are
+ * [a-z0-9-] only, so they need no quoting), for `= ANY($n::text[])`. */
+void core_visible_projects(const core_principal *p, char *buf, size_t len);
 
 /* SHA-256 of s; HMAC-SHA256 with the identity's derivation key. */
 void core_sha256(const void *data, size_t n, unsigned char out[CORE_DIGEST_LEN]);

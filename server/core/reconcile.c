@@ -24,18 +24,6 @@
 
 #define S(x) NOVACRON__V1__VM__STATE__STATE_##x
 
-static int vm_state_of(int hvs) {
-  switch (hvs) {
-  case HV_DOM_RUNNING:
-  case HV_DOM_BLOCKED:
-  case HV_DOM_SHUTDOWN: return S(RUNNING);
-  case HV_DOM_PAUSED:
-  case HV_DOM_PMSUSPENDED: return S(PAUSED);
-  case HV_DOM_SHUTOFF: return S(STOPPED);
-  default: return S(ERROR);
-  }
-}
-
 /* ---- unmanaged domains are reported once per process ---- */
 
 #define SEEN_MAX 4096
@@ -210,7 +198,7 @@ static void reconcile(core_compute *c, const char *host, const char *only_uuid,
       }
       continue;
     }
-    int actual = vm_state_of(doms[d].state);
+    int actual = core_vm_state_of(doms[d].state);
     if (cur == S(ERROR) && actual == S(STOPPED)) continue; /* keeps the failure's message */
     if (actual != cur) {
       char m[200];

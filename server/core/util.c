@@ -508,3 +508,18 @@ Novacron__V1__Label **core_labels_from_json(core_call *call, const char *text, s
   json_decref(obj);
   return out;
 }
+
+/* ================= requests ================= */
+
+bool core_mask_has(const Google__Protobuf__FieldMask *m, const char *path) {
+  for (size_t i = 0; m && i < m->n_paths; i++)
+    if (strcmp(m->paths[i], path) == 0) return true;
+  return false;
+}
+
+void core_visible_projects(const core_principal *p, char *buf, size_t len) {
+  size_t o = (size_t)snprintf(buf, len, "{");
+  for (int i = 0; i < p->nbindings && o < len; i++)
+    o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? "," : "", p->bindings[i].project);
+  if (o < len) snprintf(buf + o, len - o, "}");
+}

@@ -585,11 +585,7 @@ CORE_COMPUTE_FN(list_vms, ListVmsRequest, ListVmsResponse) {
   /* projects/-: the projects the caller has a role on (all for system
    * administrators) */
   char vis[CORE_MAX_BINDINGS * 66 + 4];
-  size_t o = (size_t)snprintf(vis, sizeof(vis), "{");
-  for (int i = 0; i < call->who->nbindings && o < sizeof(vis); i++)
-    o += (size_t)snprintf(vis + o, sizeof(vis) - o, "%s%s", i ? "," : "",
-                          call->who->bindings[i].project);
-  if (o < sizeof(vis)) snprintf(vis + o, sizeof(vis) - o, "}");
+  core_visible_projects(call->who, vis, sizeof(vis));
   char fp[96];
   snprintf(fp, sizeof(fp), "vms|%s", parent);
   core_list_req l = {.spec = &vm_spec,
@@ -609,12 +605,6 @@ CORE_COMPUTE_FN(list_vms, ListVmsRequest, ListVmsResponse) {
                      .next_page_token = &resp->next_page_token,
                      .total_size = &resp->total_size};
   return core_run_ro(c->db, call, core_list_tx, &l);
-}
-
-static bool mask_has(const Google__Protobuf__FieldMask *m, const char *path) {
-  for (size_t i = 0; m && i < m->n_paths; i++)
-    if (strcmp(m->paths[i], path) == 0) return true;
-  return false;
 }
 
 typedef struct update_arg {
@@ -638,11 +628,11 @@ static int update_tx(store_conn *conn, core_tx *tx) {
   if ((code = core_check_etag(tx->call, a->req->vm->etag, version, "the VM"))) return code;
   const Google__Protobuf__FieldMask *m = a->req->update_mask;
   const char *p[] = {uid,
-                     mask_has(m, "description") ? "t" : "f",
+                     core_mask_has(m, "description") ? "t" : "f",
                      a->req->vm->description ? a->req->vm->description : "",
-                     mask_has(m, "labels") ? "t" : "f",
+                     core_mask_has(m, "labels") ? "t" : "f",
                      a->labels,
-                     mask_has(m, "placement") ? "t" : "f",
+                     core_mask_has(m, "placement") ? "t" : "f",
                      a->placement};
   code = core_q(tx, conn, "vm_update",
                 "WITH v AS (UPDATE vms SET description = CASE WHEN $2::bool THEN $3 ELSE "

@@ -54,7 +54,7 @@ static int load_vm_uid(core_op *op, const char *uid, vm_ctx *v) {
 }
 
 /* Vm.State for what libvirt reports. */
-static int vm_state_of(int hvs) {
+int core_vm_state_of(int hvs) {
   switch (hvs) {
   case HV_DOM_RUNNING:
   case HV_DOM_BLOCKED:
@@ -124,7 +124,7 @@ static int finish(core_op *op, const vm_ctx *v, int code, const char *msg, int o
     else if (hc != HV_OK || error_state)
       s.state = S(ERROR);
     else
-      s.state = vm_state_of(hs);
+      s.state = core_vm_state_of(hs);
     s.message = code == CORE_CANCELLED ? "" : m;
   }
   return core_op_finish(op, code, code ? m : NULL, apply_state, &s);
@@ -457,12 +457,12 @@ typedef struct migrate_apply {
   const char *message;
 } migrate_apply;
 
-static int apply_migrate(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMessage **resp,
-                         void *arg) {
-  migrate_apply *a = arg;
+int core_vm_record_move(core_tx *tx, store_conn *conn, core_op *op, const char *uid,
+                        const char *host_uid, int state, const char *message,
+                        Novacron__V1__Vm **out) {
   PGresult *r;
-  if (a->host_uid) {
-    const char *p[] = {a->uid, a->host_uid};
+  if (host_uid) {
+    const char *p[] = {uid, host_uid};
     int code = core_q(tx, conn, "vm_set_host",
                       "UPDATE vms SET host = $2::uuid, version = version + 1, updated_at = now() "
                       "WHERE id = $1::uuid",
@@ -471,14 +471,23 @@ static int apply_migrate(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMe
     PQclear(r);
   }
   Novacron__V1__Vm *vm = NULL;
-  int code = core_vm_set_state(tx, conn, op, a->uid, a->state, a->message, &vm);
+  int code = core_vm_set_state(tx, conn, op, uid, state, message, &vm);
   if (code) return code;
-  *resp = &vm->base;
-  if (!a->host_uid) return CORE_OK;
+  if (out) *out = vm;
+  if (!host_uid) return CORE_OK;
   char proj[64] = "", id[64];
   core_name2(vm->name, "vms", proj, sizeof(proj), id, sizeof(id));
   return core_emit(tx, conn, op, NOVACRON__V1__EVENT__TYPE__TYPE_VM_UPDATED, vm->name, proj,
                    "moved to a new host", &vm->base);
+}
+
+static int apply_migrate(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMessage **resp,
+                         void *arg) {
+  migrate_apply *a = arg;
+  Novacron__V1__Vm *vm = NULL;
+  int code = core_vm_record_move(tx, conn, op, a->uid, a->host_uid, a->state, a->message, &vm);
+  if (code == CORE_OK) *resp = &vm->base;
+  return code;
 }
 
 typedef struct pick_arg {
@@ -553,7 +562,7 @@ int core_vm_move(core_op *op, const char *vm_uid, const char *target, bool live,
   hv_domain_info info;
   char e2[256];
   *final_state = hv_domain_get(op->c->hv, dst, v.uid, &spec, &info, e2, sizeof(e2)) == HV_OK
-                     ? vm_state_of(info.state)
+                     ? core_vm_state_of(info.state)
                      : S(ERROR);
   return HV_OK;
 }
@@ -742,7 +751,8 @@ static int exec_revert(core_op *op) {
     return hv_fail(op, &v, code, "revert failed", err, false);
   int hs = HV_DOM_SHUTOFF;
   dom_state(op, &v, &hs, err, sizeof(err));
-  snap_apply a = {.vm_uid = v.uid, .snap = su.snap, .revert = true, .vm_state = vm_state_of(hs)};
+  snap_apply a = {
+      .vm_uid = v.uid, .snap = su.snap, .revert = true, .vm_state = core_vm_state_of(hs)};
   return core_op_finish(op, CORE_OK, NULL, apply_snap, &a);
 }
 
