@@ -72,15 +72,18 @@ int core_host_set_state(core_tx *tx, store_conn *conn, core_op *op, const char *
   snprintf(st, sizeof(st), "%d", state);
   const char *p[] = {host_id, st, message ? message : ""};
   PGresult *r;
-  int code = core_q(tx, conn, "host_set_state",
-                    "WITH old AS (SELECT state FROM hosts WHERE host_id = $1 FOR UPDATE) UPDATE "
-                    "hosts SET state = $2::smallint, state_message = $3, version = version + CASE "
-                    "WHEN state <> $2::smallint THEN 1 ELSE 0 END, updated_at = CASE WHEN state <> "
-                    "$2::smallint THEN now() ELSE updated_at END WHERE host_id = $1 RETURNING "
-                    "(SELECT state FROM old)",
-                    3, p, &r);
+  int code =
+      core_q_one(tx, conn, "host_state_lock",
+                 "SELECT state FROM hosts WHERE host_id = $1 FOR UPDATE", host_id, "host", &r);
   if (code) return code;
-  int old = PQntuples(r) ? (int)core_i64(r, 0, 0) : state;
+  int old = (int)core_i64(r, 0, 0);
+  PQclear(r);
+  code = core_q(tx, conn, "host_set_state",
+                "UPDATE hosts SET state = $2::smallint, state_message = $3, version = version + "
+                "CASE WHEN state <> $2::smallint THEN 1 ELSE 0 END, updated_at = CASE WHEN state "
+                "<> $2::smallint THEN now() ELSE updated_at END WHERE host_id = $1",
+                3, p, &r);
+  if (code) return code;
   PQclear(r);
   if (old == state) return CORE_OK;
   if ((code = load_host(tx, conn, host_id, false, &r))) return code;

@@ -108,23 +108,25 @@ int core_vm_set_state(core_tx *tx, store_conn *conn, core_op *op, const char *ui
   snprintf(st, sizeof(st), "%d", state);
   const char *p[] = {uid, st, message ? message : ""};
   PGresult *r;
-  int code =
-      core_q(tx, conn, "vm_set_state",
-             "WITH old AS (SELECT state FROM vms WHERE id = $1::uuid FOR UPDATE), "
-             "v AS (UPDATE vms SET state = $2::smallint, state_message = $3, version = "
-             "version + CASE WHEN state <> $2::smallint OR state_message <> $3 THEN 1 ELSE 0 "
-             "END, updated_at = CASE WHEN state <> $2::smallint OR state_message <> $3 THEN "
-             "now() ELSE updated_at END WHERE id = $1::uuid RETURNING *) "
-             "SELECT " VM_COLS
-             ", (SELECT state FROM old)"
-             " FROM v JOIN projects p ON p.id = v.project LEFT JOIN hosts h ON h.id = v.host",
-             3, p, &r);
+  /* the previous state, read under the row lock first (a CTE beside the
+   * UPDATE would not reliably see the row before it) */
+  int code = core_vm_load_uid(tx, conn, uid, true, &r);
+  if (code) return code;
+  int old = (int)core_i64(r, 0, 5);
+  PQclear(r);
+  code = core_q(tx, conn, "vm_set_state",
+                "WITH v AS (UPDATE vms SET state = $2::smallint, state_message = $3, version = "
+                "version + CASE WHEN state <> $2::smallint OR state_message <> $3 THEN 1 ELSE 0 "
+                "END, updated_at = CASE WHEN state <> $2::smallint OR state_message <> $3 THEN "
+                "now() ELSE updated_at END WHERE id = $1::uuid RETURNING *) "
+                "SELECT " VM_COLS
+                " FROM v JOIN projects p ON p.id = v.project LEFT JOIN hosts h ON h.id = v.host",
+                3, p, &r);
   if (code) return code;
   if (PQntuples(r) == 0) {
     PQclear(r);
     return core_fail(tx->call, CORE_NOT_FOUND, "VM %s not found", uid);
   }
-  int old = (int)core_i64(r, 0, VM_NCOLS);
   Novacron__V1__Vm *vm = core_vm_from_row(tx->call, r, 0);
   const char *project = PQgetvalue(r, 0, 1);
   char proj[64];

@@ -640,7 +640,7 @@ class ListAndEvents(Base):
                    e.vm.state == S.STATE_RUNNING]
         self.assertEqual(len(running), 1)
         self.assertTrue(running[0].source_operation.startswith("projects/%s/operations/" % project))
-        self.assertIn("RUNNING", running[0].message)
+        self.assertEqual(running[0].message, "state PENDING -> RUNNING")
         seqs = [e.sequence for e in got]
         self.assertEqual(seqs, sorted(seqs))
         created = [e for e in got if e.type == ep.Event.TYPE_VM_CREATED][0]
