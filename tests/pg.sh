@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/pg.sh start|stop|url DIR: the private PostgreSQL cluster every
+# tests/pg.sh start|stop|url DIR | createdb DIR NAME: the private PostgreSQL cluster every
 # server-starting test shares (a ctest fixture starts it once per run and
 # stops it at the end). Unix socket only, trust authentication for its one
 # role `novacron`; as root the cluster runs as the `postgres` system user
@@ -16,6 +16,11 @@ as_pg() {
 }
 url() { printf 'postgresql:///novacron?host=%s&port=5432&user=novacron\n' "$dir/sock"; }
 case $cmd in
+createdb) # a fresh, empty database NAME for a test that must not share `novacron`
+  name=${3:?database name}
+  as_pg "$bin/dropdb" --if-exists -h "$dir/sock" -p 5432 -U novacron "$name"
+  as_pg "$bin/createdb" -h "$dir/sock" -p 5432 -U novacron "$name"
+  ;;
 start)
   "$0" stop "$dir" >/dev/null 2>&1 || true
   rm -rf "$dir"

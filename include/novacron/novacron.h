@@ -17,7 +17,9 @@
  * set in the options, or a session from nc_client_login() that it refreshes
  * by itself (rotating refresh tokens; see "sessions and credentials" below
  * for saving and restoring it). Typed wrappers of IdentityService are in
- * novacron/identity.h, included at the end of this file.
+ * novacron/identity.h, those of HostService, VmService, OperationsService
+ * and the EventService watch in novacron/compute.h; both are included at
+ * the end of this file.
  */
 #ifndef NOVACRON_NOVACRON_H
 #define NOVACRON_NOVACRON_H
@@ -279,5 +281,7 @@ NC_API void nc_session_clear(nc_session *session);
 
 /* Typed wrappers of novacron.v1.IdentityService, login and logout. */
 #include "novacron/identity.h"
+/* Hosts, VMs, operations (waiting for them) and the event watch. */
+#include "novacron/compute.h"
 
 #endif

@@ -122,6 +122,12 @@ static void print_flags(const cli_flag *flags, size_t n) {
 }
 
 void cli_print_help(const cli_ctx *ctx, const cli_command *group, const cli_command *command) {
+  char path[sizeof(ctx->name)]; /* "vm snapshot create": the words that name the command */
+  if (command == ctx->command && ctx->name[0])
+    snprintf(path, sizeof(path), "%s", ctx->name);
+  else if (command)
+    snprintf(path, sizeof(path), "%s%s%s", group ? group->name : "", group ? " " : "",
+             command->name);
   if (!command) {
     printf(
         "Usage: %s [flags] COMMAND [arguments] [flags]\n\n"
@@ -141,17 +147,15 @@ void cli_print_help(const cli_ctx *ctx, const cli_command *group, const cli_comm
     return;
   }
   if (command->nsubcommands) {
-    printf("Usage: %s %s COMMAND [arguments] [flags]\n\n%s\n", CLI_NAME, command->name,
-           command->summary);
+    printf("Usage: %s %s COMMAND [arguments] [flags]\n\n%s\n", CLI_NAME, path, command->summary);
     if (command->details) printf("\n%s\n", command->details);
     printf("\nCommands:\n");
     for (size_t i = 0; i < command->nsubcommands; i++)
-      printf("  %-10s %s\n", command->subcommands[i].name, command->subcommands[i].summary);
-    printf("\nRun '%s %s COMMAND --help' for a command's flags.\n", CLI_NAME, command->name);
+      printf("  %-13s %s\n", command->subcommands[i].name, command->subcommands[i].summary);
+    printf("\nRun '%s %s COMMAND --help' for a command's flags.\n", CLI_NAME, path);
     return;
   }
-  printf("Usage: %s %s%s%s%s%s [flags]\n\n%s\n", CLI_NAME, group ? group->name : "",
-         group ? " " : "", command->name, command->synopsis ? " " : "",
+  printf("Usage: %s %s%s%s [flags]\n\n%s\n", CLI_NAME, path, command->synopsis ? " " : "",
          command->synopsis ? command->synopsis : "", command->summary);
   if (command->details) printf("\n%s\n", command->details);
   if (command->nflags) {
@@ -250,17 +254,18 @@ int cli_main(const cli_command *commands, size_t ncommands, int argc, char **arg
         goto cleanup;
       }
       snprintf(ctx.name, sizeof(ctx.name), "%s", ctx.command->name);
-    } else if (ctx.command->nsubcommands && !ctx.group) {
+    } else if (ctx.command->nsubcommands) {
+      /* groups nest ("vm snapshot create"): descend until a command runs */
       const cli_command *sub =
           find_command(ctx.command->subcommands, ctx.command->nsubcommands, arg);
       if (!sub) {
-        rc =
-            out_usage_error(ctx.command->name, "unknown command \"%s %s\"", ctx.command->name, arg);
+        rc = out_usage_error(ctx.name, "unknown command \"%s %s\"", ctx.name, arg);
         goto cleanup;
       }
       ctx.group = ctx.command;
       ctx.command = sub;
-      snprintf(ctx.name, sizeof(ctx.name), "%s %s", ctx.group->name, sub->name);
+      size_t used = strlen(ctx.name);
+      snprintf(ctx.name + used, sizeof(ctx.name) - used, " %s", sub->name);
     } else {
       ctx.argv[ctx.argc++] = argv[i];
     }

@@ -10,6 +10,7 @@
 #ifndef NOVACTL_CLI_H
 #define NOVACTL_CLI_H
 
+#include <novacron/compute.h>
 #include <novacron/novacron.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,8 +55,8 @@ typedef struct cli_occurrence {
 
 struct cli_ctx {
   const cli_command *command;  /* the command run (a subcommand in a group) */
-  const cli_command *group;    /* its group, or NULL */
-  char name[64];               /* "health", "user create": for messages */
+  const cli_command *group;    /* its (innermost) group, or NULL */
+  char name[64];               /* "health", "user create", "vm snapshot list": for messages */
   const cli_command *commands; /* the whole table, for help */
   size_t ncommands;
   const char *global_values[CLI_MAX_FLAGS]; /* as given on the command line */
@@ -135,5 +136,62 @@ int cmd_quota_set(cli_ctx *ctx);
 int cmd_audit_list(cli_ctx *ctx);
 int cmd_session_list(cli_ctx *ctx);
 int cmd_session_revoke(cli_ctx *ctx);
+int cmd_host_list(cli_ctx *ctx);
+int cmd_host_get(cli_ctx *ctx);
+int cmd_host_register(cli_ctx *ctx);
+int cmd_host_update(cli_ctx *ctx);
+int cmd_host_cordon(cli_ctx *ctx);
+int cmd_host_uncordon(cli_ctx *ctx);
+int cmd_host_drain(cli_ctx *ctx);
+int cmd_host_deregister(cli_ctx *ctx);
+int cmd_vm_list(cli_ctx *ctx);
+int cmd_vm_get(cli_ctx *ctx);
+int cmd_vm_create(cli_ctx *ctx);
+int cmd_vm_update(cli_ctx *ctx);
+int cmd_vm_delete(cli_ctx *ctx);
+int cmd_vm_start(cli_ctx *ctx);
+int cmd_vm_stop(cli_ctx *ctx);
+int cmd_vm_reboot(cli_ctx *ctx);
+int cmd_vm_pause(cli_ctx *ctx);
+int cmd_vm_resume(cli_ctx *ctx);
+int cmd_vm_resize(cli_ctx *ctx);
+int cmd_vm_migrate(cli_ctx *ctx);
+int cmd_vm_clone(cli_ctx *ctx);
+int cmd_vm_stats(cli_ctx *ctx);
+int cmd_vm_snapshot_create(cli_ctx *ctx);
+int cmd_vm_snapshot_list(cli_ctx *ctx);
+int cmd_vm_snapshot_get(cli_ctx *ctx);
+int cmd_vm_snapshot_revert(cli_ctx *ctx);
+int cmd_vm_snapshot_delete(cli_ctx *ctx);
+int cmd_vm_attach_volume(cli_ctx *ctx);
+int cmd_vm_detach_volume(cli_ctx *ctx);
+int cmd_vm_attach_nic(cli_ctx *ctx);
+int cmd_vm_detach_nic(cli_ctx *ctx);
+int cmd_op_list(cli_ctx *ctx);
+int cmd_op_get(cli_ctx *ctx);
+int cmd_op_wait(cli_ctx *ctx);
+int cmd_op_cancel(cli_ctx *ctx);
+int cmd_events(cli_ctx *ctx);
+
+/* What the host and vm commands share from cmd_op.c: a mutating call that
+ * answers with an Operation, run to its end. `call` is a typed wrapper
+ * adapted to generic messages (RES_LIST_CALL in resource.h makes one);
+ * a request_id field of `request` is filled with a fresh UUID. Then, with
+ * --no-wait, the operation is shown (its name; JSON: the operation);
+ * otherwise it is waited for (--wait-timeout) and its result, a
+ * `result_type` message, is handed to `show`. A failed operation prints
+ * its error like a failed call. Returns the exit code. */
+int cmd_op_call(const cli_ctx *ctx, ProtobufCMessage *request,
+                nc_status (*call)(nc_client *client, const ProtobufCMessage *request,
+                                  ProtobufCMessage **response, const nc_call_options *call_opts,
+                                  nc_error *err),
+                const ProtobufCMessageDescriptor *result_type,
+                int (*show)(const cli_ctx *ctx, const ProtobufCMessage *result));
+/* An enum value from a flag: its full name ("BUS_VIRTIO") or the name
+ * without `prefix` ("virtio"), in any case, '-' standing for '_'. The
+ * *_UNSPECIFIED value never matches. False (and a usage error printed,
+ * listing the choices) when nothing matches. */
+bool cmd_parse_enum(const cli_ctx *ctx, const char *flag, const char *text,
+                    const ProtobufCEnumDescriptor *e, const char *prefix, int *value);
 
 #endif

@@ -3,7 +3,7 @@
  *
  * Each command is one row: name, synopsis, summary, its flags and handler;
  * a group row (user, project, ...) lists its subcommands, which are rows
- * of their own. Adding a command (vm, volume, ...) means adding a row here
+ * of their own (groups nest: "vm snapshot create"). Adding a command means adding a row here
  * and a cmd_<name>.c with the handlers; flag parsing, help, connecting,
  * credentials and output are shared (cli.c, creds.c, output.c, resource.c).
  */
@@ -127,6 +127,196 @@ static const cli_flag audit_list_flags[] = {
     RES_LIST_FLAGS,
 };
 
+/* ---- flags of the compute commands (host, vm, op, events) ---- */
+
+/* Every command that starts an Operation waits for it unless told not to. */
+#define WAIT_FLAGS                                                                      \
+  {"no-wait", NULL, NULL, NULL,                                                         \
+   "Do not wait: print the operation's name (JSON: the operation) and exit."},          \
+  {                                                                                     \
+    "wait-timeout", "DURATION", NULL, "10m",                                            \
+        "How long to wait for the operation (90s, 10m, 1h); the work goes on after it." \
+  }
+
+/* --project for reads that also take "-" (every project you have a role on). */
+#define SCOPED_PROJECT_FLAG                                                            \
+  {                                                                                    \
+    "project", "PROJECT", "NOVACRON_PROJECT", "default",                               \
+        "The project (id or projects/ID); \"-\" for every project you have a role on." \
+  }
+
+static const cli_flag scoped_list_flags[] = {SCOPED_PROJECT_FLAG, RES_LIST_FLAGS};
+
+static const cli_flag host_register_flags[] = {
+    {"uri", "URI", NULL, NULL,
+     "libvirt connection URI (required): qemu+ssh://root@kvm1/system, qemu:///system, ..."},
+    {"description", "TEXT", NULL, NULL, "Free-form description."},
+    {"label", "KEY=VALUE", NULL, NULL, "A label (matched by placement host selectors); repeat."},
+    {"cordoned", NULL, NULL, NULL, "Register it cordoned: no VMs are placed on it yet."},
+    {"validate-only", NULL, NULL, NULL, "Probe the URI and check the request; register nothing."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag host_update_flags[] = {
+    {"description", "TEXT", NULL, NULL, "New description."},
+    {"label", "KEY=VALUE", NULL, NULL, "Replace all labels by these; repeat for several."},
+    {"clear-labels", NULL, NULL, NULL, "Remove every label."},
+    {"etag", "ETAG", NULL, NULL, "Only if unchanged since read with this etag (else ABORTED)."},
+};
+
+static const cli_flag host_drain_flags[] = {
+    {"mode", "MODE", NULL, NULL,
+     "live-migrate (default), cold-migrate (stop, move, start) or stop (nothing moves)."},
+    {"target-host", "HOST", NULL, NULL, "A destination for the VMs; repeat (default: any)."},
+    {"stop-timeout", "DURATION", NULL, NULL,
+     "Graceful shutdown time per VM before it is powered off (default 60s)."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag host_deregister_flags[] = {
+    {"etag", "ETAG", NULL, NULL, "Only if unchanged since read with this etag (else ABORTED)."},
+    {"force", NULL, NULL, NULL,
+     "Even with VMs left on it (they go to state ERROR without a host; the host must be dead)."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag vm_create_flags[] = {
+    RES_PROJECT_FLAG,
+    {"vcpus", "N", NULL, NULL, "Virtual CPUs, 1-256 (required)."},
+    {"memory-mib", "N", NULL, NULL, "Memory in MiB, at least 64 (required)."},
+    {"max-vcpus", "N", NULL, NULL, "Upper bound for live vCPU growth (default: --vcpus)."},
+    {"max-memory-mib", "N", NULL, NULL, "Upper bound for live memory growth (default: memory)."},
+    {"description", "TEXT", NULL, NULL, "Free-form description."},
+    {"label", "KEY=VALUE", NULL, NULL, "A label; repeat for several."},
+    {"disk", "VOLUME", NULL, NULL, "Attach an existing volume (id or full name); repeat."},
+    {"new-disk", "GIB", NULL, NULL, "Create a blank volume of this size as a disk; repeat."},
+    {"nic", "NETWORK", NULL, NULL,
+     "A network interface on this network (id or full name); repeat."},
+    {"host", "HOST", NULL, NULL, "Pin the VM to this host (default: the scheduler chooses)."},
+    {"machine-type", "TYPE", NULL, NULL, "libvirt machine type, e.g. q35 (default: the host's)."},
+    {"firmware", "FIRMWARE", NULL, NULL, "bios (default) or uefi."},
+    {"user-data-file", "FILE", NULL, NULL, "Cloud-init user data (at most 64 KiB)."},
+    {"start", NULL, NULL, NULL, "Start the VM once created."},
+    {"validate-only", NULL, NULL, NULL, "Check the request (quota, placement); create nothing."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag vm_update_flags[] = {
+    RES_PROJECT_FLAG,
+    {"description", "TEXT", NULL, NULL, "New description."},
+    {"label", "KEY=VALUE", NULL, NULL, "Replace all labels by these; repeat for several."},
+    {"clear-labels", NULL, NULL, NULL, "Remove every label."},
+    {"pin-host", "HOST", NULL, NULL,
+     "Replace the placement rules by a pin to this host (applies at the next placement)."},
+    {"unpin", NULL, NULL, NULL, "Remove every placement rule."},
+    {"etag", "ETAG", NULL, NULL, "Only if unchanged since read with this etag (else ABORTED)."},
+};
+
+static const cli_flag vm_delete_flags[] = {
+    RES_PROJECT_FLAG,
+    {"etag", "ETAG", NULL, NULL, "Only if unchanged since read with this etag (else ABORTED)."},
+    {"delete-volumes", NULL, NULL, NULL, "Also delete its volumes (default: detach and keep)."},
+    {"force", NULL, NULL, NULL, "Even if running (powered off first) or in state UNKNOWN."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag vm_op_flags[] = {RES_PROJECT_FLAG, WAIT_FLAGS};
+
+static const cli_flag vm_stop_flags[] = {
+    RES_PROJECT_FLAG,
+    {"force", NULL, NULL, NULL, "Power off at once, like pulling the plug."},
+    {"stop-timeout", "DURATION", NULL, NULL,
+     "How long the guest gets to shut down after the ACPI request (default 60s)."},
+    {"force-on-timeout", NULL, NULL, NULL, "Power off if the guest has not shut down in time."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag vm_reboot_flags[] = {
+    RES_PROJECT_FLAG,
+    {"force", NULL, NULL, NULL, "Hard reset instead of asking the guest."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag vm_resize_flags[] = {
+    RES_PROJECT_FLAG,
+    {"vcpus", "N", NULL, NULL, "New number of virtual CPUs."},
+    {"memory-mib", "N", NULL, NULL, "New memory size in MiB."},
+    {"max-vcpus", "N", NULL, NULL, "New vCPU upper bound (stopped VMs)."},
+    {"max-memory-mib", "N", NULL, NULL, "New memory upper bound (stopped VMs)."},
+    {"live", NULL, NULL, NULL, "Resize a running VM (within its upper bounds)."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag vm_migrate_flags[] = {
+    RES_PROJECT_FLAG,
+    {"target-host", "HOST", NULL, NULL, "The destination (default: the scheduler chooses)."},
+    {"live", NULL, NULL, NULL, "Keep a running VM running during the move."},
+    {"copy-storage", NULL, NULL, NULL, "Also copy disks that are not on shared storage."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag vm_clone_flags[] = {
+    RES_PROJECT_FLAG,
+    {"linked", NULL, NULL, NULL, "qcow2 overlays on the source's disks instead of full copies."},
+    {"description", "TEXT", NULL, NULL, "The clone's description (default: the source's)."},
+    {"label", "KEY=VALUE", NULL, NULL, "The clone's labels (default: the source's); repeat."},
+    {"start", NULL, NULL, NULL, "Start the clone once created."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag snapshot_create_flags[] = {
+    RES_PROJECT_FLAG,
+    {"description", "TEXT", NULL, NULL, "Free-form description."},
+    {"label", "KEY=VALUE", NULL, NULL, "A label; repeat for several."},
+    {"include-memory", NULL, NULL, NULL, "Capture a running VM's memory too."},
+    {"quiesce", NULL, NULL, NULL, "Freeze guest file systems (needs the QEMU guest agent)."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag snapshot_delete_flags[] = {
+    RES_PROJECT_FLAG,
+    {"etag", "ETAG", NULL, NULL, "Only if unchanged since read with this etag (else ABORTED)."},
+    {"delete-children", NULL, NULL, NULL, "Also delete the snapshots taken on top of it."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag attach_volume_flags[] = {
+    RES_PROJECT_FLAG,
+    {"bus", "BUS", NULL, NULL, "virtio (default), scsi or sata (not hot-pluggable)."},
+    {"boot-index", "N", NULL, NULL, "Position in the boot order (0: not bootable)."},
+    {"read-only", NULL, NULL, NULL, "Present the disk read-only."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag attach_nic_flags[] = {
+    RES_PROJECT_FLAG,
+    {"mac", "MAC", NULL, NULL, "MAC address (default: generated under 52:54:00)."},
+    {"model", "MODEL", NULL, NULL, "virtio (default) or e1000."},
+    {"boot-index", "N", NULL, NULL, "Position in the boot order (0: not bootable)."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag op_wait_flags[] = {
+    RES_PROJECT_FLAG,
+    {"wait-timeout", "DURATION", NULL, "10m", "How long to wait (90s, 10m, 1h)."},
+};
+
+static const cli_flag events_flags[] = {
+    SCOPED_PROJECT_FLAG,
+    {"system", NULL, NULL, NULL,
+     "Every event, with hosts and system operations (system administrators)."},
+    {"type", "TYPE", NULL, NULL,
+     "Only this event type, e.g. vm-state-changed, operation-done; repeat or comma-separate."},
+    {"resource", "NAME", NULL, NULL,
+     "Only events about this resource and its children (a VM id, or a full name); repeat."},
+    {"resource-type", "TYPE", NULL, NULL, "Only resources of this type, e.g. Vm, Host; repeat."},
+    {"after", "SEQ", NULL, NULL, "Replay the retained events after this sequence first."},
+    {"follow", NULL, NULL, NULL,
+     "Keep printing live events; reconnect and resume after transient failures."},
+    {"heartbeats", NULL, NULL, NULL, "Print heartbeats (they carry the head sequence) too."},
+    {"json", NULL, NULL, NULL, "One JSON document per event (same as --output json)."},
+};
+
 /* ---- groups ---- */
 
 static const cli_command user_commands[] = {
@@ -213,6 +403,102 @@ static const cli_command session_commands[] = {
      cmd_session_revoke, NO_SUBCOMMANDS},
 };
 
+static const cli_command host_commands[] = {
+    {"list", NULL, "List hypervisor hosts.",
+     "Filter over name, state, cordoned, hypervisor_type, arch, vm_count and labels.KEY, e.g.\n"
+     "  --filter 'state = STATE_READY AND cordoned = false'",
+     FLAGS(list_flags), 0, 0, cmd_host_list, NO_SUBCOMMANDS},
+    {"get", "HOST", "Show a host.", NULL, NO_FLAGS, 1, 1, cmd_host_get, NO_SUBCOMMANDS},
+    {"register", "HOST", "Register a libvirt host (system administrators).",
+     "HOST: 1-63 characters of [a-z0-9-], starting with a letter. Waits for the\n"
+     "registration and shows the host, unless --no-wait.",
+     FLAGS(host_register_flags), 1, 1, cmd_host_register, NO_SUBCOMMANDS},
+    {"update", "HOST", "Change a host's description or labels.", NULL, FLAGS(host_update_flags), 1,
+     1, cmd_host_update, NO_SUBCOMMANDS},
+    {"cordon", "HOST", "Place no new VMs on a host (its VMs keep running).", NULL,
+     FLAGS(etag_flags), 1, 1, cmd_host_cordon, NO_SUBCOMMANDS},
+    {"uncordon", "HOST", "Make a cordoned host schedulable again.", NULL, FLAGS(etag_flags), 1, 1,
+     cmd_host_uncordon, NO_SUBCOMMANDS},
+    {"drain", "HOST", "Cordon a host and move or stop its VMs.",
+     "Cancel a drain with 'novactl op cancel OPERATION'. The host stays cordoned.",
+     FLAGS(host_drain_flags), 1, 1, cmd_host_drain, NO_SUBCOMMANDS},
+    {"deregister", "HOST", "Remove a host from NovaCron.", NULL, FLAGS(host_deregister_flags), 1, 1,
+     cmd_host_deregister, NO_SUBCOMMANDS},
+};
+
+static const cli_command snapshot_commands[] = {
+    {"create", "VM SNAPSHOT", "Take a snapshot of a VM.",
+     "SNAPSHOT: 1-63 characters of [a-z0-9-], starting with a letter. Disks must be qcow2.",
+     FLAGS(snapshot_create_flags), 2, 2, cmd_vm_snapshot_create, NO_SUBCOMMANDS},
+    {"list", "VM", "List a VM's snapshots.", NULL, FLAGS(project_list_flags), 1, 1,
+     cmd_vm_snapshot_list, NO_SUBCOMMANDS},
+    {"get", "VM SNAPSHOT", "Show a snapshot (or give its full name alone).", NULL,
+     FLAGS(project_flags), 1, 2, cmd_vm_snapshot_get, NO_SUBCOMMANDS},
+    {"revert", "VM SNAPSHOT", "Return a VM to a snapshot (later changes are lost).", NULL,
+     FLAGS(vm_op_flags), 1, 2, cmd_vm_snapshot_revert, NO_SUBCOMMANDS},
+    {"delete", "VM SNAPSHOT", "Delete a snapshot.", NULL, FLAGS(snapshot_delete_flags), 1, 2,
+     cmd_vm_snapshot_delete, NO_SUBCOMMANDS},
+};
+
+static const cli_command vm_commands[] = {
+    {"list", NULL, "List the VMs of a project.",
+     "Filter over name, state, host, vcpus, memory_mib, create_time, update_time and\n"
+     "labels.KEY, e.g. --filter 'state = STATE_RUNNING AND labels.env = \"prod\"'.",
+     FLAGS(scoped_list_flags), 0, 0, cmd_vm_list, NO_SUBCOMMANDS},
+    {"get", "VM", "Show a VM.", NULL, FLAGS(project_flags), 1, 1, cmd_vm_get, NO_SUBCOMMANDS},
+    {"create", "VM", "Create a VM.",
+     "VM: 1-63 characters of [a-z0-9-], starting with a letter. Example:\n"
+     "  novactl vm create web-1 --vcpus 2 --memory-mib 2048 --new-disk 20 --nic lan --start\n"
+     "Waits for the VM to be created (and started with --start), unless --no-wait.",
+     FLAGS(vm_create_flags), 1, 1, cmd_vm_create, NO_SUBCOMMANDS},
+    {"update", "VM", "Change a VM's description, labels or placement.", NULL,
+     FLAGS(vm_update_flags), 1, 1, cmd_vm_update, NO_SUBCOMMANDS},
+    {"delete", "VM", "Delete a stopped VM (its volumes are kept unless --delete-volumes).", NULL,
+     FLAGS(vm_delete_flags), 1, 1, cmd_vm_delete, NO_SUBCOMMANDS},
+    {"start", "VM", "Boot a stopped VM.", NULL, FLAGS(vm_op_flags), 1, 1, cmd_vm_start,
+     NO_SUBCOMMANDS},
+    {"stop", "VM", "Shut a VM down (gracefully unless --force).", NULL, FLAGS(vm_stop_flags), 1, 1,
+     cmd_vm_stop, NO_SUBCOMMANDS},
+    {"reboot", "VM", "Reboot a running VM.", NULL, FLAGS(vm_reboot_flags), 1, 1, cmd_vm_reboot,
+     NO_SUBCOMMANDS},
+    {"pause", "VM", "Suspend a running VM's vCPUs.", NULL, FLAGS(vm_op_flags), 1, 1, cmd_vm_pause,
+     NO_SUBCOMMANDS},
+    {"resume", "VM", "Resume a paused VM.", NULL, FLAGS(vm_op_flags), 1, 1, cmd_vm_resume,
+     NO_SUBCOMMANDS},
+    {"resize", "VM", "Change vCPUs and memory (stopped, or running with --live).", NULL,
+     FLAGS(vm_resize_flags), 1, 1, cmd_vm_resize, NO_SUBCOMMANDS},
+    {"migrate", "VM", "Move a VM to another host.", NULL, FLAGS(vm_migrate_flags), 1, 1,
+     cmd_vm_migrate, NO_SUBCOMMANDS},
+    {"clone", "VM NEW_VM", "Create a new VM from a stopped one.", NULL, FLAGS(vm_clone_flags), 2, 2,
+     cmd_vm_clone, NO_SUBCOMMANDS},
+    {"stats", "VM", "Sample a running VM's CPU, memory, disk and network counters.", NULL,
+     FLAGS(project_flags), 1, 1, cmd_vm_stats, NO_SUBCOMMANDS},
+    {"snapshot", NULL, "Manage VM snapshots: create, list, get, revert, delete.", NULL,
+     SUBCOMMANDS(snapshot_commands)},
+    {"attach-volume", "VM VOLUME", "Attach a volume as a disk (hot-plugged if running).", NULL,
+     FLAGS(attach_volume_flags), 2, 2, cmd_vm_attach_volume, NO_SUBCOMMANDS},
+    {"detach-volume", "VM VOLUME", "Detach a volume (it is kept).", NULL, FLAGS(vm_op_flags), 2, 2,
+     cmd_vm_detach_volume, NO_SUBCOMMANDS},
+    {"attach-nic", "VM NETWORK", "Add a network interface (hot-plugged if running).", NULL,
+     FLAGS(attach_nic_flags), 2, 2, cmd_vm_attach_nic, NO_SUBCOMMANDS},
+    {"detach-nic", "VM MAC", "Remove the network interface with this MAC address.", NULL,
+     FLAGS(vm_op_flags), 2, 2, cmd_vm_detach_nic, NO_SUBCOMMANDS},
+};
+
+static const cli_command op_commands[] = {
+    {"list", NULL, "List a project's operations, newest first.",
+     "Filter over state, verb, target and done, e.g. --filter 'done = false'.",
+     FLAGS(scoped_list_flags), 0, 0, cmd_op_list, NO_SUBCOMMANDS},
+    {"get", "OPERATION", "Show an operation (its id in --project, or its full name).", NULL,
+     FLAGS(project_flags), 1, 1, cmd_op_get, NO_SUBCOMMANDS},
+    {"wait", "OPERATION", "Wait for an operation to finish and show it.",
+     "Exit code 0 when it succeeded, 1 when it failed, was cancelled or is still running\n"
+     "after --wait-timeout.",
+     FLAGS(op_wait_flags), 1, 1, cmd_op_wait, NO_SUBCOMMANDS},
+    {"cancel", "OPERATION", "Request an operation's cancellation.", NULL, FLAGS(project_flags), 1,
+     1, cmd_op_cancel, NO_SUBCOMMANDS},
+};
+
 /* ---- the table ---- */
 
 static const cli_command commands[] = {
@@ -238,6 +524,19 @@ static const cli_command commands[] = {
     {"quota", NULL, "Show or change project quotas: get, set.", NULL, SUBCOMMANDS(quota_commands)},
     {"audit", NULL, "Read the audit log: list.", NULL, SUBCOMMANDS(audit_commands)},
     {"session", NULL, "Manage login sessions: list, revoke.", NULL, SUBCOMMANDS(session_commands)},
+    {"vm", NULL, "Manage virtual machines: create, start, stop, snapshot, ...", NULL,
+     SUBCOMMANDS(vm_commands)},
+    {"host", NULL, "Manage hypervisor hosts: list, get, register, cordon, drain, ...", NULL,
+     SUBCOMMANDS(host_commands)},
+    {"op", NULL, "Follow long-running operations: list, get, wait, cancel.", NULL,
+     SUBCOMMANDS(op_commands)},
+    {"events", NULL, "Print the change feed: one line per event (--follow to keep watching).",
+     "Without --follow, prints the retained events after --after SEQ up to now and exits\n"
+     "(start with --heartbeats to learn the current sequence). With --follow, prints live\n"
+     "events until interrupted, resuming after the last one printed when the connection\n"
+     "drops. Example:\n"
+     "  novactl events --follow --type vm-state-changed --resource web-1",
+     FLAGS(events_flags), 0, 0, cmd_events, NO_SUBCOMMANDS},
     {"health", "[SERVICE]", "Check whether the server (or one of its services) is serving.",
      "Uses grpc.health.v1.Health. SERVICE is a full service name such as\n"
      "novacron.v1.VmService; without it the whole server is checked.\n"
@@ -245,8 +544,8 @@ static const cli_command commands[] = {
      FLAGS(health_flags), 0, 1, cmd_health, NO_SUBCOMMANDS},
     {"version", NULL, "Print the versions of novactl and of the SDK (libnovacron).", NULL, NO_FLAGS,
      0, 0, cmd_version, NO_SUBCOMMANDS},
-    {"help", "[COMMAND [SUBCOMMAND]]", "Show the commands, or one command's usage.", NULL, NO_FLAGS,
-     0, 2, cmd_help, NO_SUBCOMMANDS},
+    {"help", "[COMMAND [SUBCOMMAND...]]", "Show the commands, or one command's usage.", NULL,
+     NO_FLAGS, 0, 3, cmd_help, NO_SUBCOMMANDS},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -260,15 +559,24 @@ static const cli_command *find(const cli_command *table, size_t n, const char *n
 static int cmd_help(cli_ctx *ctx) {
   const cli_command *target = NULL;
   const cli_command *group = NULL;
-  if (ctx->argc >= 1) {
-    target = find(commands, NCOMMANDS, ctx->argv[0]);
-    if (!target) return out_usage_error("help", "unknown command \"%s\"", ctx->argv[0]);
-  }
-  if (ctx->argc == 2) {
+  const cli_command *table = commands;
+  size_t n = NCOMMANDS;
+  char path[sizeof(ctx->name)] = "";
+  /* follow the words down nested groups: "help vm snapshot create" */
+  for (int i = 0; i < ctx->argc; i++) {
+    size_t used = strlen(path);
+    snprintf(path + used, sizeof(path) - used, "%s%s", i ? " " : "", ctx->argv[i]);
     group = target;
-    target = find(group->subcommands, group->nsubcommands, ctx->argv[1]);
-    if (!target)
-      return out_usage_error("help", "unknown command \"%s %s\"", ctx->argv[0], ctx->argv[1]);
+    target = find(table, n, ctx->argv[i]);
+    if (!target) return out_usage_error("help", "unknown command \"%s\"", path);
+    table = target->subcommands;
+    n = target->nsubcommands;
+  }
+  if (target) {
+    /* cli_print_help names the command it was asked about by ctx->name */
+    ctx->command = target;
+    ctx->group = group;
+    snprintf(ctx->name, sizeof(ctx->name), "%s", path);
   }
   cli_print_help(ctx, group, target);
   return EXIT_OK;
