@@ -67,6 +67,15 @@ class Qemu(unittest.TestCase):
         self.project = make_project(self.api, "qemu")
 
     def tearDown(self):
+        # leave no domain behind, whatever the test did
+        if self.srv.alive():
+            try:
+                for v in self.cl.vm.ListVms(vp.ListVmsRequest(
+                        parent="projects/" + self.project)).vms:
+                    self.cl.wait(self.cl.vm.DeleteVm(vp.DeleteVmRequest(
+                        name=v.name, force=True)).operation, timeout=120)
+            except (grpc.RpcError, AssertionError) as e:
+                print("tearDown: cleaning up failed: %s" % e)
         self.ch.close()
         if self.srv.alive():
             harness.stop_and_assert(self.srv)
