@@ -712,6 +712,7 @@ typedef struct verb_arg {
   void *extra;
   char project[64], vm[64];
   char target[256]; /* set by `check` when the operation targets a child */
+  bool overtake;    /* StopVm with force: may cancel a graceful StopVm in progress */
 } verb_arg;
 
 static int verb_tx(store_conn *conn, core_tx *tx) {
@@ -731,7 +732,20 @@ static int verb_tx(store_conn *conn, core_tx *tx) {
   if (a->etag && (code = core_check_etag(tx->call, a->etag, version, "the VM"))) return code;
   char busy[40], bverb[96];
   if ((code = core_op_active(tx, conn, uid, busy, bverb))) return code;
-  if (busy[0]) return core_op_busy(tx->call, vm->name, busy, bverb, a->project);
+  if (busy[0] && a->overtake && strcmp(bverb, VERB_PREFIX "VmService.StopVm") == 0) {
+    /* a forced stop queued behind a graceful one: the graceful one is
+     * cancelled (it stops waiting for the guest within a second) and the
+     * forced one runs next */
+    const char *q[] = {busy};
+    PGresult *cr;
+    if ((code = core_q(tx, conn, "op_cancel_for_force",
+                       "UPDATE operations SET cancel_requested = true WHERE id = $1::uuid", 1, q,
+                       &cr)))
+      return code;
+    PQclear(cr);
+  } else if (busy[0]) {
+    return core_op_busy(tx->call, vm->name, busy, bverb, a->project);
+  }
   if (!(a->allowed & BIT(vm->state)))
     return core_fail(tx->call, CORE_FAILED_PRECONDITION, "VM %s is %s; %s needs %s", vm->name,
                      core_vm_state_name(vm->state), a->verb, a->needs);
@@ -786,12 +800,14 @@ CORE_COMPUTE_FN(stop_vm, StopVmRequest, StopVmResponse) {
   }
   unsigned allowed = BIT(S(RUNNING)) | BIT(S(STARTING)) | BIT(S(STOPPING));
   if (req->force) allowed |= BIT(S(PAUSED)) | BIT(S(ERROR));
-  verb_arg a = {VERB_INIT("StopVm", name), .allowed = allowed,
+  verb_arg a = {VERB_INIT("StopVm", name),
+                .allowed = allowed,
                 .needs = req->force ? "STATE_RUNNING, STATE_STARTING, STATE_STOPPING, "
                                       "STATE_PAUSED or STATE_ERROR"
                                     : "STATE_RUNNING, STATE_STARTING or STATE_STOPPING (PAUSED "
                                       "and ERROR need force)",
                 .transitional = S(STOPPING),
+                .overtake = req->force,
                 .queued = req->force ? "queued: power off" : "queued: ACPI shutdown"};
   return run_verb(c, call, &a);
 }

@@ -181,6 +181,14 @@ class Qemu(unittest.TestCase):
         self.assertTrue(o.cancel_requested)
         self.assertEqual(self.cl.vm.GetVm(vp.GetVmRequest(name=vm.name)).vm.state,
                          vp.Vm.STATE_RUNNING)
+        # a forced stop overtakes a graceful one that is waiting for the guest
+        slow = self.cl.vm.StopVm(vp.StopVmRequest(name=vm.name, timeout={"seconds": 60},
+                                                  request_id=rid())).operation
+        time.sleep(1)
+        self.assertEqual(self.verb("StopVm", vm.name, force=True).state, vp.Vm.STATE_STOPPED)
+        self.assertEqual(self.cl.wait(slow, timeout=30).state, op.Operation.STATE_CANCELLED)
+        self.assertEqual(self.domstate(vm), "shut off")
+        self.verb("StartVm", vm.name)
         self.assertEqual(self.verb("StopVm", vm.name, timeout={"seconds": 1},
                                    force_on_timeout=True).state, vp.Vm.STATE_STOPPED)
         self.verb("DeleteVm", vm.name)
