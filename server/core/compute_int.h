@@ -92,6 +92,9 @@ int core_op_enqueue(core_tx *tx, store_conn *conn, const core_op_new *n,
  * (validate_only): SUCCEEDED with `response`. */
 Novacron__V1__Operation *core_op_done_now(core_call *call, const char *verb, const char *target,
                                           const ProtobufCMessage *response);
+/* True once the server is stopping: long executor waits return without
+ * finishing (the next start resumes the operation). */
+bool core_compute_stopping(core_compute *c);
 /* Wakes the workers after a commit that journaled operations. */
 void core_compute_kick(core_compute *c);
 /* The id of an unfinished operation on `target_uid`, or CORE_OK with
@@ -128,6 +131,11 @@ extern const core_verb core_host_verbs[];
 extern const size_t core_host_nverbs;
 
 void *core_ops_worker(void *arg);
+/* Renews the lease of every operation this replica is running (called by
+ * the background loop every lease/3 seconds). */
+void core_ops_renew_leases(core_compute *c);
+/* Runs of one operation (crashes, lost leases) before it is failed. */
+#define CORE_OP_MAX_ATTEMPTS 5
 /* Starts and stops the worker pool. */
 int core_ops_start(core_compute *c);
 void core_ops_stop(core_compute *c);

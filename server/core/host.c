@@ -248,12 +248,26 @@ static int apply_host(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMessa
     PQclear(r);
     if (!h) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
     const char *p[] = {a->host_id};
-    /* forced deregistration forgets the host's VMs (their domains stay) */
-    if ((code = core_q(tx, conn, "host_forget_vms",
-                       "DELETE FROM vms WHERE host = (SELECT id FROM hosts WHERE host_id = $1)", 1,
-                       p, &r)))
+    /* forced deregistration keeps the host's VMs, in STATE_ERROR without a
+     * host (host.proto; StartVm places them again); their domains stay on
+     * the host untouched */
+    if ((code = core_q(tx, conn, "host_orphan_vms",
+                       "SELECT v.id FROM vms v JOIN hosts h ON h.id = v.host WHERE h.host_id = $1 "
+                       "ORDER BY v.id FOR UPDATE OF v",
+                       1, p, &r)))
       return code;
+    for (int i = 0; i < PQntuples(r) && !code; i++) {
+      const char *q[] = {PQgetvalue(r, i, 0)};
+      PGresult *u;
+      if (!(code = core_q(tx, conn, "vm_clear_host",
+                          "UPDATE vms SET host = NULL WHERE id = $1::uuid", 1, q, &u))) {
+        PQclear(u);
+        code = core_vm_set_state(tx, conn, op, q[0], NOVACRON__V1__VM__STATE__STATE_ERROR,
+                                 "its host was deregistered; StartVm places it again", NULL);
+      }
+    }
     PQclear(r);
+    if (code) return code;
     if ((code = core_q(tx, conn, "host_delete", "DELETE FROM hosts WHERE host_id = $1", 1, p, &r)))
       return code;
     PQclear(r);
@@ -485,9 +499,11 @@ static int host_verb_tx(store_conn *conn, core_tx *tx) {
   char hname[96];
   snprintf(hname, sizeof(hname), "hosts/%s", a->host);
   if (busy[0]) return core_op_busy(tx->call, hname, busy, bverb, "");
-  if (state == HS(PENDING) || state == HS(DEREGISTERING))
-    return core_fail(tx->call, CORE_FAILED_PRECONDITION, "host %s is %s", hname,
-                     host_state_names[state]);
+  if (state == HS(PENDING) || state == HS(DEREGISTERING) ||
+      (a->drain && state != HS(READY) && state != HS(NOT_READY)))
+    return core_fail(tx->call, CORE_FAILED_PRECONDITION, "host %s is %s%s", hname,
+                     host_state_names[state],
+                     a->drain ? "; DrainHost needs STATE_READY or STATE_NOT_READY" : "");
   if (!a->drain && nvms > 0 && !a->force)
     return core_fail(tx->call, CORE_FAILED_PRECONDITION,
                      "host %s still has %d NovaCron VM%s; move or delete them, drain the host, or "
@@ -624,7 +640,7 @@ static int stop_domain(core_compute *c, const char *host, const char *uid, int t
   int code = hv_domain_get(c->hv, host, uid, &spec, &info, err, errlen);
   if (code || info.state == HV_DOM_SHUTOFF) return code;
   if (info.state == HV_DOM_RUNNING && hv_domain_shutdown(c->hv, host, uid, err, errlen) == HV_OK) {
-    for (int k = 0; k < timeout_s * 20; k++) {
+    for (int k = 0; k < timeout_s * 20 && !core_compute_stopping(c); k++) {
       if (hv_domain_get(c->hv, host, uid, &spec, &info, err, errlen) != HV_OK) break;
       if (info.state == HV_DOM_SHUTOFF) return HV_OK;
       struct timespec ts = {0, 50 * 1000 * 1000};
@@ -723,7 +739,7 @@ static int exec_drain(core_op *op) {
     char m[800];
     snprintf(m, sizeof(m), "%d of %d VMs could not be moved; first: %s", failed, n, first_err);
     done.message = m;
-    return core_op_finish(op, CORE_ABORTED, m, apply_host, &done);
+    return core_op_finish(op, CORE_FAILED_PRECONDITION, m, apply_host, &done);
   }
   return core_op_finish(op, CORE_OK, NULL, apply_host, &done);
 }
@@ -817,7 +833,10 @@ static int beat_tx(store_conn *conn, core_tx *tx) {
       a->old_state == HS(PENDING))
     return CORE_OK;
   a->changed = true;
-  if ((code = core_host_set_state(tx, conn, NULL, a->host, HS(UNREACHABLE), a->message)))
+  /* the libvirt error names hosts, ports and users the API hides from
+   * non-administrators: it goes to the log, the state says only this */
+  if ((code = core_host_set_state(tx, conn, NULL, a->host, HS(UNREACHABLE),
+                                  "the host does not answer (see the server log)")))
     return code;
   /* its VMs' real state is no longer known (VMs with an operation in
    * progress keep theirs: the operation will report) */

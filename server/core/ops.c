@@ -272,6 +272,13 @@ Novacron__V1__Operation *core_op_done_now(core_call *call, const char *verb, con
   return o;
 }
 
+bool core_compute_stopping(core_compute *c) {
+  pthread_mutex_lock(&c->mu);
+  bool stop = c->stopping;
+  pthread_mutex_unlock(&c->mu);
+  return stop;
+}
+
 void core_compute_kick(core_compute *c) {
   pthread_mutex_lock(&c->mu);
   c->work_gen++;
@@ -301,10 +308,10 @@ int core_op_busy(core_call *call, const char *what, const char *op_id, const cha
                  const char *project) {
   const char *short_verb = strrchr(verb, '.');
   return core_fail(call, CORE_FAILED_PRECONDITION,
-                   "%s has an operation in progress (%s, %s%s%s/operations/%s); wait for it or "
+                   "%s has an operation in progress (%s, %s%s%soperations/%s); wait for it or "
                    "cancel it",
                    what, short_verb ? short_verb + 1 : verb, *project ? "projects/" : "",
-                   *project ? project : "", *project ? "" : "", op_id);
+                   *project ? project : "", *project ? "/" : "", op_id);
 }
 
 /* ================= workers ================= */
@@ -329,6 +336,10 @@ typedef struct claim_arg {
 
 static int claim_tx(store_conn *conn, core_tx *tx) {
   claim_arg *a = tx->arg;
+  /* a retried transaction starts over: nothing of an aborted try counts */
+  if (a->row) PQclear(a->row);
+  a->row = NULL;
+  a->got = false;
   char lease[16];
   snprintf(lease, sizeof(lease), "%d", a->c->cfg.lease_s);
   const char *p[] = {a->c->replica, lease};
@@ -399,6 +410,11 @@ static void run_one(core_compute *c, core_op *op) {
   int code;
   if (!v || !op->req) {
     code = core_fail(&op->call, CORE_INTERNAL, "this server cannot run %s", op->verb);
+  } else if (op->attempts > CORE_OP_MAX_ATTEMPTS) {
+    /* interrupted or unrecordable this often: stop trying; the
+     * reconciler brings the resource back to what libvirt reports */
+    code = core_fail(&op->call, CORE_ABORTED, "gave up after %d interrupted attempts",
+                     op->attempts - 1);
   } else {
     nc_infof("operation %s: %s %s (attempt %d)", op->id, op->verb, op->target, op->attempts);
     code = v->exec(op);
@@ -446,6 +462,24 @@ void *core_ops_worker(void *arg) {
   return NULL;
 }
 
+void core_ops_renew_leases(core_compute *c) {
+  char lease[16];
+  snprintf(lease, sizeof(lease), "%d", c->cfg.lease_s);
+  const char *p[] = {c->replica, lease};
+  store_conn *conn = NULL;
+  char err[256];
+  if (store_pool_acquire(c->db, 2000, &conn, err, sizeof(err)) != STORE_OK) return;
+  PGresult *r = NULL;
+  /* every claim this replica still runs: a long libvirt call (a migration,
+   * a guest that takes its time to shut down) must not lose its claim */
+  if (store_exec(conn, "op_renew_leases",
+                 "UPDATE operations SET lease_until = now() + make_interval(secs => $2::int) "
+                 "WHERE state = 2 AND claimed_by = $1 AND lease_until IS NOT NULL",
+                 2, p, &r) == STORE_OK)
+    PQclear(r);
+  store_pool_release(conn);
+}
+
 int core_ops_start(core_compute *c) {
   c->nworkers = c->cfg.workers > 0 ? c->cfg.workers : 4;
   c->workers = calloc((size_t)c->nworkers, sizeof(*c->workers));
@@ -485,18 +519,23 @@ static int progress_tx(store_conn *conn, core_tx *tx) {
   char pct[16], lease[16];
   snprintf(pct, sizeof(pct), "%d", a->percent);
   snprintf(lease, sizeof(lease), "%d", a->op->c->cfg.lease_s);
-  const char *p[] = {a->op->id, pct, a->status ? a->status : "", lease, a->op->c->replica};
+  char attempts[16];
+  snprintf(attempts, sizeof(attempts), "%d", a->op->attempts);
+  const char *p[] = {a->op->id,         pct,     a->status ? a->status : "", lease,
+                     a->op->c->replica, attempts};
   PGresult *r;
-  int code = core_q(tx, conn, "op_progress",
-                    "WITH o AS (UPDATE operations SET progress = greatest(progress, $2::int), "
-                    "status_message = CASE WHEN $3 = '' THEN status_message ELSE $3 END, "
-                    "lease_until = now() + make_interval(secs => $4::int) WHERE id = $1::uuid AND "
-                    "state = 2 AND claimed_by = $5 RETURNING *) SELECT " OP_COLS
-                    " FROM o LEFT JOIN projects p ON p.id = o.project",
-                    5, p, &r);
+  int code =
+      core_q(tx, conn, "op_progress",
+             "WITH o AS (UPDATE operations SET progress = greatest(progress, $2::int), "
+             "status_message = CASE WHEN $3 = '' THEN status_message ELSE $3 END, "
+             "lease_until = now() + make_interval(secs => $4::int) WHERE id = $1::uuid AND "
+             "state = 2 AND claimed_by = $5 AND attempts = $6::int RETURNING *) SELECT " OP_COLS
+             " FROM o LEFT JOIN projects p ON p.id = o.project",
+             6, p, &r);
   if (code) return code;
-  if (PQntuples(r) == 0) {
+  if (PQntuples(r) == 0) { /* the claim was taken over: stop as if cancelled */
     PQclear(r);
+    a->cancel = true;
     return CORE_OK;
   }
   Novacron__V1__Operation *m = op_from_row(tx->call, r, 0);
@@ -522,6 +561,7 @@ typedef struct finish_arg {
   const char *message;
   core_op_apply_fn apply;
   void *arg;
+  bool lost; /* another run holds the claim now */
 } finish_arg;
 
 static int finish_tx(store_conn *conn, core_tx *tx) {
@@ -531,6 +571,26 @@ static int finish_tx(store_conn *conn, core_tx *tx) {
   int code = a->code;
   char message[512];
   snprintf(message, sizeof(message), "%s", a->message ? a->message : "");
+  /* The operation row first (the same lock order as CancelOperation), and
+   * only while this run still holds the claim: a run whose lease was taken
+   * over by another must not record anything (attempts is the fence). */
+  char attempts[16];
+  snprintf(attempts, sizeof(attempts), "%d", op->attempts);
+  const char *q[] = {op->id, op->c->replica, attempts};
+  PGresult *r;
+  int qc = core_q(tx, conn, "op_lock",
+                  "SELECT cancel_requested FROM operations WHERE id = $1::uuid AND state = 2 AND "
+                  "claimed_by = $2 AND attempts = $3::int FOR UPDATE",
+                  3, q, &r);
+  if (qc) return qc;
+  if (PQntuples(r) == 0) {
+    PQclear(r);
+    a->lost = true;
+    return core_fail(tx->call, CORE_ABORTED, "the claim was lost");
+  }
+  /* a cancellation that arrived while the step ran wins over failure */
+  bool cancel = core_bool(r, 0, 0);
+  PQclear(r);
   if (a->apply) {
     int ac = a->apply(conn, tx, op, &resp, a->arg);
     if (ac && tx->st != STORE_OK) return ac; /* database trouble: retry the whole finish */
@@ -539,16 +599,6 @@ static int finish_tx(store_conn *conn, core_tx *tx) {
       snprintf(message, sizeof(message), "%s", tx->call->msg);
     }
   }
-  /* a cancellation that arrived while the step ran wins over failure */
-  const char *q[] = {op->id};
-  PGresult *r;
-  int qc = core_q(tx, conn, "op_lock",
-                  "SELECT cancel_requested FROM operations WHERE id = $1::uuid "
-                  "FOR UPDATE",
-                  1, q, &r);
-  if (qc) return qc;
-  bool cancel = PQntuples(r) && core_bool(r, 0, 0);
-  PQclear(r);
   int state = code == CORE_OK ? NOVACRON__V1__OPERATION__STATE__STATE_SUCCEEDED
               : (code == CORE_CANCELLED || (cancel && code != CORE_OK))
                   ? NOVACRON__V1__OPERATION__STATE__STATE_CANCELLED
@@ -589,6 +639,13 @@ int core_op_finish(core_op *op, int code, const char *message, core_op_apply_fn 
   char msg[512];
   core_call call = {.alloc = &op->arena.alloc, .msg = msg, .msglen = sizeof(msg)};
   int rc = core_run_tx(op->c->db, &call, finish_tx, &a);
+  if (a.lost) {
+    nc_warnf(
+        "operation %s: its claim was taken over (lease ran out); this run's outcome is "
+        "dropped",
+        op->id);
+    return 0;
+  }
   if (rc) {
     /* The outcome could not be recorded (database down): the claim stays
      * and the lease runs out, so the operation runs again and converges. */

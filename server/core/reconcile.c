@@ -178,7 +178,8 @@ static void reconcile(core_compute *c, const char *host, const char *only_uuid,
       if (d < 0 && restore_ephemeral && cur != S(PENDING)) restore(c, host, vm, uid);
       continue;
     }
-    if (cur == S(DELETING) || cur == S(MIGRATING)) continue;
+    /* (STARTING, STOPPING, MIGRATING, DELETING without an operation: the
+     * operation ended without restoring it; libvirt's state wins below) */
     if (d < 0) {
       if (restore_ephemeral) {
         int st = restore(c, host, vm, uid);
@@ -284,6 +285,8 @@ void *core_compute_bg(void *arg) {
   core_compute *c = arg;
   int64_t next_beat = now_ms() + (int64_t)c->cfg.heartbeat_s * 1000;
   int64_t next_full = now_ms() + (int64_t)c->cfg.reconcile_s * 1000;
+  int64_t lease_every = (int64_t)c->cfg.lease_s * 1000 / 3;
+  int64_t next_lease = now_ms() + lease_every;
   for (;;) {
     pthread_mutex_lock(&c->mu);
     if (!c->stopping && !c->notes) {
@@ -315,6 +318,10 @@ void *core_compute_bg(void *arg) {
       free(n);
     }
     int64_t t = now_ms();
+    if (t >= next_lease) {
+      core_ops_renew_leases(c);
+      next_lease = t + lease_every;
+    }
     if (c->cfg.heartbeat_s > 0 && t >= next_beat) {
       core_hosts_heartbeat(c);
       next_beat = t + (int64_t)c->cfg.heartbeat_s * 1000;

@@ -253,12 +253,58 @@ static int exec_clone(core_op *op) {
 
 /* ---- power ---- */
 
+typedef struct pick_arg {
+  core_compute *c;
+  const Novacron__V1__Vm *vm;
+  const char *uid, *exclude;
+  char host[64], host_uid[40], puid[40];
+  bool assign; /* record the choice as the VM's host */
+} pick_arg;
+
+static int pick_tx(store_conn *conn, core_tx *tx) {
+  pick_arg *a = tx->arg;
+  PGresult *r;
+  int code = core_vm_load_uid(tx, conn, a->uid, false, &r);
+  if (code) return code;
+  snprintf(a->puid, sizeof(a->puid), "%s", PQgetvalue(r, 0, 21));
+  PQclear(r);
+  code = core_place(tx, conn, a->c, a->vm, a->puid, a->uid, a->exclude, a->host, a->host_uid);
+  if (code || !a->assign) return code;
+  /* a VM without a host (its host was deregistered): place it for good */
+  const char *p[] = {a->uid, a->host_uid};
+  if ((code = core_q(tx, conn, "vm_assign_host",
+                     "UPDATE vms SET host = $2::uuid, version = version + 1, updated_at = now() "
+                     "WHERE id = $1::uuid AND host IS NULL",
+                     2, p, &r)))
+    return code;
+  PQclear(r);
+  return CORE_OK;
+}
+
 static int exec_start(core_op *op) {
   vm_ctx v;
+  int code = load_vm_uid(op, op->target_uid, &v);
+  if (code == CORE_OK && !v.host[0]) {
+    /* StartVm places a VM without a host first (vm.proto), then defines it */
+    pick_arg pa = {.c = op->c, .vm = v.vm, .uid = v.uid, .assign = true};
+    char e[512];
+    hv_domain_spec spec;
+    if ((code = core_run_tx(op->c->db, &op->call, pick_tx, &pa)) == CORE_OK) {
+      core_vm_spec(v.vm, v.uid, &spec);
+      if ((code = hv_domain_define(op->c->hv, pa.host, &spec, e, sizeof(e))))
+        core_fail(&op->call, code, "defining the domain on hosts/%s failed: %s", pa.host, e);
+    }
+    if (code) {
+      char m[600];
+      snprintf(m, sizeof(m), "%s", op->msg);
+      state_apply back = {.uid = v.uid, .state = S(ERROR), .message = m};
+      return core_op_finish(op, code, m, apply_state, &back);
+    }
+  }
   if (begin(op, &v, "booting")) return 0;
   char err[512];
   int hs = 0;
-  int code = dom_state(op, &v, &hs, err, sizeof(err));
+  code = dom_state(op, &v, &hs, err, sizeof(err));
   if (code) return hv_fail(op, &v, code, "cannot read the domain", err, code != HV_UNAVAILABLE);
   if (hs == HV_DOM_PAUSED)
     code = hv_domain_resume(op->c->hv, v.host, v.uid, err, sizeof(err));
@@ -295,6 +341,7 @@ static int exec_stop(core_op *op) {
     if ((code = dom_state(op, &v, &hs, err, sizeof(err))))
       return hv_fail(op, &v, code, "cannot read the domain", err, false);
     if (hs == HV_DOM_SHUTOFF) return finish(op, &v, CORE_OK, NULL, S(STOPPED), false);
+    if (core_compute_stopping(op->c)) return 0; /* resumed by the next start */
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t el = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
     if (el >= timeout_ms) break;
@@ -490,23 +537,6 @@ static int apply_migrate(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMe
   return code;
 }
 
-typedef struct pick_arg {
-  core_compute *c;
-  const Novacron__V1__Vm *vm;
-  const char *uid, *exclude;
-  char host[64], host_uid[40], puid[40];
-} pick_arg;
-
-static int pick_tx(store_conn *conn, core_tx *tx) {
-  pick_arg *a = tx->arg;
-  PGresult *r;
-  int code = core_vm_load_uid(tx, conn, a->uid, false, &r);
-  if (code) return code;
-  snprintf(a->puid, sizeof(a->puid), "%s", PQgetvalue(r, 0, 21));
-  PQclear(r);
-  return core_place(tx, conn, a->c, a->vm, a->puid, a->uid, a->exclude, a->host, a->host_uid);
-}
-
 typedef struct host_uid_arg {
   const char *host;
   char uid[40];
@@ -609,8 +639,7 @@ static int apply_snap(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMessa
       tx->call, &novacron__v1__vm__descriptor, PQgetvalue(r, 0, SNAP_CONFIG_COL));
   PQclear(r);
   if (!s) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
-  char proj[64] = "", id[64];
-  core_name2(op->target, "vms", proj, sizeof(proj), id, sizeof(id));
+  const char *proj = op->project; /* the target may be a snapshot's name */
   const char *p[] = {suid};
   if (a->revert) {
     if (cfg) {

@@ -176,7 +176,22 @@ class Hosts(Base):
         done = self.root.done(self.root.host.DeregisterHost(hp.DeregisterHostRequest(
             name="hosts/" + hid, force=True, request_id=rid())).operation)
         self.assertEqual(done.name, "hosts/" + hid)
-        self.assertCode(C.NOT_FOUND, self.root.vm.GetVm, vp.GetVmRequest(name=a))
+        # forced: the VMs stay, in ERROR without a host; StartVm places them again
+        orphan = self.get(a)
+        self.assertEqual((orphan.state, orphan.host), (S.STATE_ERROR, ""))
+        self.assertIn("deregistered", orphan.state_message)
+        # it was pinned to the host that is gone: the pin is a hard rule
+        o = self.root.wait(self.root.vm.StartVm(vp.StartVmRequest(name=a)).operation)
+        self.assertEqual(o.state, op.Operation.STATE_FAILED)
+        self.assertIn("placement.host", o.error.message)
+        self.assertEqual(self.get(a).state, S.STATE_ERROR)
+        self.root.vm.UpdateVm(vp.UpdateVmRequest(
+            vm=vp.Vm(name=a), update_mask=field_mask_pb2.FieldMask(paths=["placement"])))
+        started = self.verb("StartVm", a)
+        self.assertEqual(started.state, S.STATE_RUNNING)
+        self.assertEqual(started.host, "hosts/default")
+        for n in (a, b, vm.name):
+            self.verb("DeleteVm", n, force=True)
 
 
 def create_vm(cl, project, host=None, **kw):  # noqa: F811 (adds a host pin)
@@ -546,12 +561,17 @@ class Operations(Base):
     def test_one_operation_at_a_time(self):
         _, name = create_vm(self.root, self.project)
         first = self.root.vm.StartVm(vp.StartVmRequest(name=name)).operation
+        second = None
         try:
-            self.root.vm.StopVm(vp.StopVmRequest(name=name, force=True))
+            # refused while the start is queued or running (the VM is STARTING)
+            second = self.root.vm.PauseVm(vp.PauseVmRequest(name=name)).operation
         except grpc.RpcError as e:
-            # refused while the start is in progress (or STARTING)
             self.assertEqual(e.code(), C.FAILED_PRECONDITION)
+            self.assertTrue("in progress" in e.details() or "STATE_STARTING" in e.details(),
+                            e.details())
         self.root.wait(first)
+        if second:  # the start was already done: the pause was accepted
+            self.root.wait(second)
         self.verb("DeleteVm", name, force=True)
 
 
