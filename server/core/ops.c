@@ -293,7 +293,7 @@ int core_op_active(core_tx *tx, store_conn *conn, const char *target_uid, char i
   const char *p[] = {target_uid};
   int code = core_q(tx, conn, "op_active",
                     "SELECT id, verb FROM operations WHERE target_uid = $1::uuid AND state IN "
-                    "(1, 2) ORDER BY created_at LIMIT 1",
+                    "(1, 2) ORDER BY seq LIMIT 1",
                     1, p, &r);
   if (code) return code;
   if (PQntuples(r)) {
@@ -351,7 +351,7 @@ static int claim_tx(store_conn *conn, core_tx *tx) {
       "WITH c AS (SELECT o.id FROM operations o WHERE (o.state = 1 OR (o.state = 2 AND "
       "(o.lease_until < now() OR o.claimed_by = $1 AND o.lease_until IS NULL))) AND NOT EXISTS "
       "(SELECT 1 FROM operations x WHERE x.target_uid = o.target_uid AND x.state IN (1, 2) AND "
-      "x.created_at < o.created_at) ORDER BY o.created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
+      "x.seq < o.seq) ORDER BY o.seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
       "UPDATE operations o SET state = 2, claimed_by = $1, lease_until = now() + "
       "make_interval(secs => $2::int), started_at = coalesce(started_at, now()), attempts = "
       "attempts + 1 FROM c WHERE o.id = c.id RETURNING o.id, o.verb, o.target, "

@@ -597,6 +597,40 @@ int core_vm_move(core_op *op, const char *vm_uid, const char *target, bool live,
   return HV_OK;
 }
 
+typedef struct hosts_list_arg {
+  PGresult *r;
+} hosts_list_arg;
+
+static int hosts_list_tx(store_conn *conn, core_tx *tx) {
+  hosts_list_arg *a = tx->arg;
+  return core_q(tx, conn, "hosts_ids", "SELECT host_id, id FROM hosts ORDER BY host_id", 0, NULL,
+                &a->r);
+}
+
+/* Looks for the VM's domain on the other registered hosts; true with the
+ * host, its uuid and the domain's state when found. */
+static bool find_elsewhere(core_op *op, const vm_ctx *v, char dst[64], char dst_uid[40],
+                           int *state) {
+  hosts_list_arg a = {0};
+  if (core_run_ro(op->c->db, &op->call, hosts_list_tx, &a) != CORE_OK) return false;
+  bool found = false;
+  for (int i = 0; i < PQntuples(a.r) && !found; i++) {
+    const char *h = PQgetvalue(a.r, i, 0);
+    if (strcmp(h, v->host) == 0) continue;
+    hv_domain_spec spec;
+    hv_domain_info info;
+    char err[256];
+    if (hv_domain_get(op->c->hv, h, v->uid, &spec, &info, err, sizeof(err)) == HV_OK) {
+      snprintf(dst, 64, "%s", h);
+      snprintf(dst_uid, 40, "%s", PQgetvalue(a.r, i, 1));
+      *state = core_vm_state_of(info.state);
+      found = true;
+    }
+  }
+  PQclear(a.r);
+  return found;
+}
+
 static int exec_migrate(core_op *op) {
   const Novacron__V1__MigrateVmRequest *req = (const void *)op->req;
   vm_ctx v;
@@ -604,9 +638,16 @@ static int exec_migrate(core_op *op) {
   char target[64] = "";
   if (req->target_host && *req->target_host)
     core_name1(req->target_host, "hosts/", target, sizeof(target));
-  /* converge: after a crash the domain may already be on the target */
   char err[512], dst[64], dst_uid[40];
   int fs = 0;
+  /* converge: after a crash the migration may have completed without
+   * being recorded; the domain is then on another host already */
+  int hs = 0;
+  if (op->attempts > 1 && dom_state(op, &v, &hs, err, sizeof(err)) == HV_NOT_FOUND &&
+      find_elsewhere(op, &v, dst, dst_uid, &fs)) {
+    migrate_apply a = {.uid = v.uid, .host_uid = dst_uid, .state = fs, .message = ""};
+    return core_op_finish(op, CORE_OK, NULL, apply_migrate, &a);
+  }
   core_op_progress(op, 20, "moving the domain");
   int code = core_vm_move(op, v.uid, target, req->live, dst, dst_uid, &fs, err, sizeof(err));
   if (code) return hv_fail(op, &v, code, "migration failed", err, false);

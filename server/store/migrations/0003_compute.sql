@@ -85,6 +85,7 @@ CREATE TABLE vm_snapshots (
 -- and is recovered by the next worker that sees it.
 CREATE TABLE operations (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  seq bigserial NOT NULL UNIQUE, -- journal order (created_at is the transaction's start)
   project uuid REFERENCES projects (id) ON DELETE CASCADE, -- NULL: system-level
   verb text NOT NULL,
   target text NOT NULL,
@@ -109,7 +110,7 @@ CREATE TABLE operations (
   started_at timestamptz,
   ended_at timestamptz
 );
-CREATE INDEX operations_pending ON operations (created_at) WHERE state IN (1, 2);
+CREATE INDEX operations_pending ON operations (seq) WHERE state IN (1, 2);
 CREATE INDEX operations_project ON operations (project, created_at);
 CREATE INDEX operations_target ON operations (target_uid) WHERE state IN (1, 2);
 
