@@ -711,8 +711,9 @@ typedef struct verb_arg {
                const char *uid, const char *puid);
   void *extra;
   char project[64], vm[64];
-  char target[256]; /* set by `check` when the operation targets a child */
-  bool overtake;    /* StopVm with force: may cancel a graceful StopVm in progress */
+  char target[256];    /* set by `check` when the operation targets a child */
+  char target_uid[40]; /* set by `check` when the operation's work is another row's */
+  bool overtake;       /* StopVm with force: may cancel a graceful StopVm in progress */
 } verb_arg;
 
 static int verb_tx(store_conn *conn, core_tx *tx) {
@@ -756,7 +757,7 @@ static int verb_tx(store_conn *conn, core_tx *tx) {
   snprintf(verb, sizeof(verb), "VmService.%s", a->verb);
   core_op_new n = {.verb = verb,
                    .target = a->target[0] ? a->target : vm->name,
-                   .target_uid = uid,
+                   .target_uid = a->target_uid[0] ? a->target_uid : uid,
                    .project_uid = puid,
                    .project_id = a->project,
                    .req = a->req,
@@ -987,6 +988,10 @@ static int clone_check(core_tx *tx, store_conn *conn, verb_arg *a, const Novacro
   free(labels);
   if (code) return code;
   Novacron__V1__Vm *row = core_vm_from_row(tx->call, r, 0);
+  /* the operation acts on the clone's row: the reconciler and other
+   * operations see it busy while its domain is being defined */
+  snprintf(a->target_uid, sizeof(a->target_uid), "%s", PQgetvalue(r, 0, 0));
+  snprintf(a->target, sizeof(a->target), "projects/%s/vms/%s", a->project, req->vm_id);
   PQclear(r);
   if (!row) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
   return core_emit(tx, conn, NULL, NOVACRON__V1__EVENT__TYPE__TYPE_VM_CREATED, row->name,

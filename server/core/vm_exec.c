@@ -220,35 +220,10 @@ static int exec_create(core_op *op) {
   return define_vm(op, op->target_uid, req->start, "create");
 }
 
-typedef struct clone_find {
-  const char *project, *vm_id;
-  char uid[40];
-} clone_find;
-
-static int clone_find_tx(store_conn *conn, core_tx *tx) {
-  clone_find *a = tx->arg;
-  const char *p[] = {a->project, a->vm_id};
-  PGresult *r;
-  int code = core_q(tx, conn, "vm_uid_by_name",
-                    "SELECT v.id FROM vms v JOIN projects p ON p.id = v.project WHERE "
-                    "p.project_id = $1 AND v.vm_id = $2",
-                    2, p, &r);
-  if (code) return code;
-  if (PQntuples(r) == 0) {
-    PQclear(r);
-    return core_fail(tx->call, CORE_NOT_FOUND, "the clone's record is gone");
-  }
-  snprintf(a->uid, sizeof(a->uid), "%s", PQgetvalue(r, 0, 0));
-  PQclear(r);
-  return CORE_OK;
-}
-
+/* The operation targets the clone's own row (reserved with it). */
 static int exec_clone(core_op *op) {
   const Novacron__V1__CloneVmRequest *req = (const void *)op->req;
-  clone_find f = {.project = op->project, .vm_id = req->vm_id};
-  int code = core_run_ro(op->c->db, &op->call, clone_find_tx, &f);
-  if (code) return core_op_finish(op, code, op->msg, NULL, NULL);
-  return define_vm(op, f.uid, req->start, "clone");
+  return define_vm(op, op->target_uid, req->start, "clone");
 }
 
 /* ---- power ---- */
