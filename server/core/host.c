@@ -510,6 +510,29 @@ static int host_verb_tx(store_conn *conn, core_tx *tx) {
                      "deregister with force",
                      hname, nvms, nvms == 1 ? "" : "s");
   if (a->drain) {
+    /* the destinations must be usable now (they are checked again per VM) */
+    const Novacron__V1__DrainHostRequest *dr = (const Novacron__V1__DrainHostRequest *)a->req;
+    size_t ntargets =
+        dr->mode == NOVACRON__V1__DRAIN_HOST_REQUEST__MODE__MODE_STOP ? 0 : dr->n_target_hosts;
+    for (size_t i = 0; i < ntargets; i++) { /* (ignored for MODE_STOP) */
+      char t[64];
+      core_name1(dr->target_hosts[i], "hosts/", t, sizeof(t));
+      const char *q[] = {t};
+      PGresult *tr;
+      if ((code = core_q(tx, conn, "host_sched",
+                         "SELECT state, cordoned FROM hosts WHERE host_id = $1", 1, q, &tr)))
+        return code;
+      bool ok = PQntuples(tr) && core_i64(tr, 0, 0) == HS(READY) && !core_bool(tr, 0, 1);
+      bool exists = PQntuples(tr) > 0;
+      PQclear(tr);
+      if (!exists)
+        return core_fail(tx->call, CORE_NOT_FOUND, "target_hosts[%zu]: host %s not found", i,
+                         dr->target_hosts[i]);
+      if (!ok)
+        return core_fail(tx->call, CORE_FAILED_PRECONDITION,
+                         "target_hosts[%zu]: %s must be READY and not cordoned", i,
+                         dr->target_hosts[i]);
+    }
     const char *p[] = {a->host};
     if ((code =
              core_q(tx, conn, "host_cordon",

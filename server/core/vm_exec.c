@@ -550,6 +550,12 @@ int core_vm_move(core_op *op, const char *vm_uid, const char *target, bool live,
       snprintf(err, errlen, "%s", op->msg);
       return code;
     }
+    /* checked again now: the host may have changed since the request */
+    if (h.state != NOVACRON__V1__HOST__STATE__STATE_READY || h.cordoned) {
+      snprintf(err, errlen, "hosts/%s is %s; a migration needs a READY, uncordoned host", target,
+               h.cordoned ? "cordoned" : "not ready");
+      return CORE_FAILED_PRECONDITION;
+    }
     snprintf(dst, 64, "%s", target);
     snprintf(dst_uid, 40, "%s", h.uid);
   } else {

@@ -155,6 +155,11 @@ class Hosts(Base):
         self.assertEqual((s_.host, s_.state), ("hosts/" + dst, S.STATE_STOPPED))
         self.assertCode(C.INVALID_ARGUMENT, self.root.host.DrainHost, hp.DrainHostRequest(
             name="hosts/" + dst, target_hosts=["hosts/" + dst]))
+        # destinations are checked: unknown, or cordoned (src is, after its drain)
+        self.assertCode(C.NOT_FOUND, self.root.host.DrainHost, hp.DrainHostRequest(
+            name="hosts/" + dst, target_hosts=["hosts/nowhere"]))
+        self.assertCode(C.FAILED_PRECONDITION, self.root.host.DrainHost, hp.DrainHostRequest(
+            name="hosts/" + dst, target_hosts=["hosts/" + src]), contains="cordoned")
         for n in (running, stopped):
             self.verb("DeleteVm", n, force=True)
 
