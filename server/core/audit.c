@@ -251,15 +251,10 @@ int core_audit_list(core_audit *a, core_call *call, const char *project,
                                "WHERE ($1::text IS NULL OR e.project = $1)",
                      .fixed = {project ? proj : NULL},
                      .nfixed = 1,
-                     .filter = req->filter,
-                     .order_by = req->order_by,
-                     .page_token = req->page_token,
+                     CORE_LIST_PAGE(req, resp),
                      .fingerprint = req->parent,
-                     .page_size = req->page_size,
                      .ncols = AUDIT_NCOLS,
                      .row = audit_row,
-                     .resp = resp,
-                     .next_page_token = &resp->next_page_token,
                      .total_size = &resp->total_size};
   return core_run_tx(a->db, call, core_list_tx, &l);
 }

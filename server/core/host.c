@@ -384,15 +384,10 @@ CORE_COMPUTE_FN(list_hosts, ListHostsRequest, ListHostsResponse) {
   core_list_req l = {.spec = &host_spec,
                      .select = "SELECT " HOST_COLS ", count(*) OVER ()" HOST_FROM " WHERE true",
                      .nfixed = 0,
-                     .filter = req->filter,
-                     .order_by = req->order_by,
-                     .page_token = req->page_token,
+                     CORE_LIST_PAGE(req, resp),
                      .fingerprint = "hosts",
-                     .page_size = req->page_size,
                      .ncols = 23,
                      .row = call->who && call->who->system_admin ? host_row_a : host_row_u,
-                     .resp = resp,
-                     .next_page_token = &resp->next_page_token,
                      .total_size = &resp->total_size};
   return core_run_ro(c->db, call, core_list_tx, &l);
 }

@@ -988,15 +988,10 @@ int core_identity_list_sessions(core_identity *id, core_call *call,
                                "s.user_id WHERE ($1::text IS NULL OR u.username = $1)",
                      .fixed = {all ? NULL : user},
                      .nfixed = 1,
-                     .filter = req->filter,
-                     .order_by = req->order_by,
-                     .page_token = req->page_token,
+                     CORE_LIST_PAGE(req, resp),
                      .fingerprint = parent,
-                     .page_size = req->page_size,
                      .ncols = 11,
                      .row = session_row,
-                     .resp = resp,
-                     .next_page_token = &resp->next_page_token,
                      .total_size = &resp->total_size};
   return core_run_tx(id->db, call, core_list_tx, &l);
 }

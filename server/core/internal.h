@@ -179,6 +179,13 @@ void **core_push(core_call *call, void ***arr, size_t *n);
     return CORE_OK;                                                                          \
   }
 
+/* The paging fields of a core_list_req from a List request and response
+ * that follow the AIP shape (filter, order_by, page_token, page_size;
+ * next_page_token): CORE_LIST_PAGE(req, resp), inside the initializer. */
+#define CORE_LIST_PAGE(req, resp)                                                        \
+  .filter = (req)->filter, .order_by = (req)->order_by, .page_token = (req)->page_token, \
+  .page_size = (req)->page_size, .resp = (resp), .next_page_token = &(resp)->next_page_token
+
 /* Runs a core_list_req (tx->arg) inside core_run_tx. */
 int core_list_tx(store_conn *conn, core_tx *tx);
 

@@ -771,15 +771,10 @@ CORE_COMPUTE_FN(list_operations, ListOperationsRequest, ListOperationsResponse) 
                                " WHERE ($1::text IS NULL OR p.project_id = $1)",
                      .fixed = {all ? NULL : project},
                      .nfixed = 1,
-                     .filter = req->filter,
-                     .order_by = req->order_by,
-                     .page_token = req->page_token,
+                     CORE_LIST_PAGE(req, resp),
                      .fingerprint = fp,
-                     .page_size = req->page_size,
                      .ncols = 18,
-                     .row = op_row,
-                     .resp = resp,
-                     .next_page_token = &resp->next_page_token};
+                     .row = op_row};
   int32_t total = 0;
   l.total_size = &total;
   return core_run_tx(c->db, call, core_list_tx, &l);

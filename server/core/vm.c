@@ -596,15 +596,10 @@ CORE_COMPUTE_FN(list_vms, ListVmsRequest, ListVmsResponse) {
                                "NULL OR p.project_id = ANY($2::text[]))",
                      .fixed = {all ? NULL : project, all && !call->who->system_admin ? vis : NULL},
                      .nfixed = 2,
-                     .filter = req->filter,
-                     .order_by = req->order_by,
-                     .page_token = req->page_token,
+                     CORE_LIST_PAGE(req, resp),
                      .fingerprint = fp,
-                     .page_size = req->page_size,
                      .ncols = VM_NCOLS,
                      .row = vm_row,
-                     .resp = resp,
-                     .next_page_token = &resp->next_page_token,
                      .total_size = &resp->total_size};
   return core_run_ro(c->db, call, core_list_tx, &l);
 }
@@ -1410,15 +1405,10 @@ CORE_COMPUTE_FN(list_snapshots, ListSnapshotsRequest, ListSnapshotsResponse) {
                                   " WHERE p.project_id = $1 AND v.vm_id = $2",
                         .fixed = {a.project, a.vm},
                         .nfixed = 2,
-                        .filter = req->filter,
-                        .order_by = req->order_by,
-                        .page_token = req->page_token,
+                        CORE_LIST_PAGE(req, resp),
                         .fingerprint = fp,
-                        .page_size = req->page_size,
                         .ncols = SNAP_NCOLS,
                         .row = snap_row,
-                        .resp = resp,
-                        .next_page_token = &resp->next_page_token,
                         .total_size = &resp->total_size};
   return core_run_ro(c->db, call, snap_list_tx, &a);
 }
