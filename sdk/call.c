@@ -271,3 +271,17 @@ nc_status nc_call_unary(nc_client *client, const char *method, const ProtobufCMe
 void nc_message_free(ProtobufCMessage *message) {
   if (message) protobuf_c_message_free_unpacked(message, NULL);
 }
+
+nc_status nc_typed_call(nc_client *client, const char *method, const ProtobufCMessage *request,
+                        const ProtobufCMessageDescriptor *type,
+                        const ProtobufCMessageDescriptor *response_type,
+                        ProtobufCMessage **response, const nc_call_options *call_opts,
+                        nc_error *err) {
+  if (response) *response = NULL;
+  if (request && request->descriptor != type) {
+    nc_error_clear(err);
+    return nc_fail(err, NC_ERR_INVALID_ARGUMENT, "%s needs a %s, not a %s", method, type->name,
+                   request->descriptor ? request->descriptor->name : "(no descriptor)");
+  }
+  return nc_call_unary(client, method, request, response_type, response, call_opts, err);
+}

@@ -28,41 +28,12 @@
 
 /* ---- typed wrappers ---- */
 
-/* Checks that `request` is a `type` message and calls `method`. */
-static nc_status compute_call(nc_client *client, const char *method,
-                              const ProtobufCMessage *request,
-                              const ProtobufCMessageDescriptor *type,
-                              const ProtobufCMessageDescriptor *response_type,
-                              ProtobufCMessage **response, const nc_call_options *call_opts,
-                              nc_error *err) {
-  if (response) *response = NULL;
-  if (request && request->descriptor != type) {
-    nc_error_clear(err);
-    return nc_fail(err, NC_ERR_INVALID_ARGUMENT, "%s needs a %s, not a %s", method, type->name,
-                   request->descriptor ? request->descriptor->name : "(no descriptor)");
-  }
-  return nc_call_unary(client, method, request, response_type, response, call_opts, err);
-}
-
-/* nc_<fn>: SERVICE's METHOD taking novacron.v1.REQ, answering novacron.v1.RESP; the
- * descriptors are protobuf-c's lower_snake spellings of the message names. */
-#define NC_COMPUTE_METHOD(fn, SERVICE, METHOD, REQ, RESP, req_desc, resp_desc)                    \
-  nc_status nc_##fn(nc_client *client, const Novacron__V1__##REQ *request,                        \
-                    Novacron__V1__##RESP **response, const nc_call_options *call_opts,            \
-                    nc_error *err) {                                                              \
-    ProtobufCMessage *msg = NULL;                                                                 \
-    nc_status st = compute_call(client, "/" SERVICE "/" #METHOD, request ? &request->base : NULL, \
-                                &req_desc, &resp_desc, response ? &msg : NULL, call_opts, err);   \
-    if (response) *response = (Novacron__V1__##RESP *)msg;                                        \
-    return st;                                                                                    \
-  }
-
 #define HOST(fn, METHOD, REQ, RESP, req_desc, resp_desc) \
-  NC_COMPUTE_METHOD(host_##fn, NC_HOST_SERVICE, METHOD, REQ, RESP, req_desc, resp_desc)
+  NC_TYPED_METHOD(host_##fn, NC_HOST_SERVICE, METHOD, REQ, RESP, req_desc, resp_desc)
 #define VM(fn, METHOD, REQ, RESP, req_desc, resp_desc) \
-  NC_COMPUTE_METHOD(vm_##fn, NC_VM_SERVICE, METHOD, REQ, RESP, req_desc, resp_desc)
+  NC_TYPED_METHOD(vm_##fn, NC_VM_SERVICE, METHOD, REQ, RESP, req_desc, resp_desc)
 #define OPERATION(fn, METHOD, REQ, RESP, req_desc, resp_desc) \
-  NC_COMPUTE_METHOD(operation_##fn, NC_OPERATIONS_SERVICE, METHOD, REQ, RESP, req_desc, resp_desc)
+  NC_TYPED_METHOD(operation_##fn, NC_OPERATIONS_SERVICE, METHOD, REQ, RESP, req_desc, resp_desc)
 
 HOST(register, RegisterHost, RegisterHostRequest, RegisterHostResponse,
      novacron__v1__register_host_request__descriptor,

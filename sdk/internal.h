@@ -140,6 +140,28 @@ bool nc_metadata_value_ok(const char *value);
 
 /* ---- call helpers (call.c) ---- */
 
+/* Checks that `request` is a `type` message (INVALID_ARGUMENT naming both
+ * otherwise) and calls `method` (sdk/call.c): the body of every typed
+ * wrapper. */
+nc_status nc_typed_call(nc_client *client, const char *method, const ProtobufCMessage *request,
+                        const ProtobufCMessageDescriptor *type,
+                        const ProtobufCMessageDescriptor *response_type,
+                        ProtobufCMessage **response, const nc_call_options *call_opts,
+                        nc_error *err);
+
+/* nc_<fn>: SERVICE's METHOD taking novacron.v1.REQ, answering novacron.v1.RESP; the
+ * descriptors are protobuf-c's lower_snake spellings of the message names. */
+#define NC_TYPED_METHOD(fn, SERVICE, METHOD, REQ, RESP, req_desc, resp_desc)                       \
+  nc_status nc_##fn(nc_client *client, const Novacron__V1__##REQ *request,                         \
+                    Novacron__V1__##RESP **response, const nc_call_options *call_opts,             \
+                    nc_error *err) {                                                               \
+    ProtobufCMessage *msg = NULL;                                                                  \
+    nc_status st = nc_typed_call(client, "/" SERVICE "/" #METHOD, request ? &request->base : NULL, \
+                                 &req_desc, &resp_desc, response ? &msg : NULL, call_opts, err);   \
+    if (response) *response = (Novacron__V1__##RESP *)msg;                                         \
+    return st;                                                                                     \
+  }
+
 /* Validates the common arguments of nc_call_unary/nc_call_server_stream. */
 nc_status nc_call_check_args(nc_client *client, const char *method, const ProtobufCMessage *request,
                              const ProtobufCMessageDescriptor *response_type, const void *out,

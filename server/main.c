@@ -151,6 +151,12 @@ static const nc_cfg_setting settings[] = {
      "vCPUs the scheduler may allocate per host CPU, in percent.", NULL},
     {"memory-overcommit-percent", NC_CFG_INT, "100", 50, 1000,
      "Memory the scheduler may allocate per host MiB, in percent.", NULL},
+    {"default-pool", NC_CFG_STRING, "default", 0, 0,
+     "Pool id a VM's new volume uses on the VM's host when it names no pool.", NULL},
+    {"storage-image-dirs", NC_CFG_STRING, "", 0, 0,
+     "Comma-separated absolute directories on the hosts that CreateVolume may import images "
+     "from (empty: image imports are refused).",
+     NULL},
     {"event-retention-s", NC_CFG_INT, "86400", 60, 31536000,
      "How long the event log keeps events for WatchEvents replays.", NULL},
     {"ready-file", NC_CFG_STRING, NULL, 0, 0,
@@ -382,6 +388,8 @@ int main(int argc, char **argv) {
       .memory_overcommit = (double)nc_cfg_int(cfg, "memory-overcommit-percent") / 100.0,
       /* half the handler threads may block in WaitOperation */
       .wait_slots = (int)(nc_cfg_int(cfg, "workers") / 2 > 0 ? nc_cfg_int(cfg, "workers") / 2 : 1),
+      .default_pool = nc_cfg_str(cfg, "default-pool"),
+      .image_dirs = nc_cfg_str(cfg, "storage-image-dirs"),
   };
   if (!(actx.compute = core_compute_new(db, actx.events, &ccfg, err, sizeof(err)))) {
     nc_log(NC_LOG_ERROR, "cannot start", LKV_S("error", err));

@@ -11,3 +11,7 @@ add_executable(vm_lifecycle ${CMAKE_SOURCE_DIR}/examples/c/vm_lifecycle.c)
 target_link_libraries(vm_lifecycle PRIVATE novacron)
 set_property(TEST e2e.qemu APPEND PROPERTY ENVIRONMENT
              NC_VM_LIFECYCLE=$<TARGET_FILE:vm_lifecycle>)
+
+# Storage pools, volumes and networks on the real hypervisor.
+nc_e2e_test(qemu_storage test_qemu_storage)
+set_tests_properties(e2e.qemu_storage PROPERTIES LABELS "e2e;qemu" TIMEOUT 900)

@@ -18,8 +18,9 @@
  * by itself (rotating refresh tokens; see "sessions and credentials" below
  * for saving and restoring it). Typed wrappers of IdentityService are in
  * novacron/identity.h, those of HostService, VmService, OperationsService
- * and the EventService watch in novacron/compute.h; both are included at
- * the end of this file.
+ * and the EventService watch in novacron/compute.h, StorageService in
+ * novacron/storage.h and NetworkService in novacron/network.h; all are
+ * included at the end of this file.
  */
 #ifndef NOVACRON_NOVACRON_H
 #define NOVACRON_NOVACRON_H
@@ -283,5 +284,9 @@ NC_API void nc_session_clear(nc_session *session);
 #include "novacron/identity.h"
 /* Hosts, VMs, operations (waiting for them) and the event watch. */
 #include "novacron/compute.h"
+/* Storage pools and volumes. */
+#include "novacron/storage.h"
+/* Virtual networks, DHCP leases and reservations. */
+#include "novacron/network.h"
 
 #endif

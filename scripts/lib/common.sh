@@ -11,7 +11,7 @@ NC_DEB_PACKAGES=(
   libcmocka-dev python3 python3-grpcio python3-protobuf protobuf-compiler-grpc
   nghttp2-client postgresql
   libvirt-dev libxml2-dev libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
-  libvirt-clients
+  libvirt-clients dnsmasq-base iptables qemu-utils ipxe-qemu
   nodejs npm
 )
 

@@ -18,7 +18,9 @@
 #include "core/core.h"
 #include "core/events.h"
 #include "novacron/v1/host.pb-c.h"
+#include "novacron/v1/network.pb-c.h"
 #include "novacron/v1/operations.pb-c.h"
+#include "novacron/v1/storage.pb-c.h"
 #include "novacron/v1/vm.pb-c.h"
 #include "store/pool.h"
 
@@ -37,6 +39,9 @@ typedef struct core_compute_config {
   int wait_max_s;               /* longest single WaitOperation without a deadline */
   int wait_slots;               /* WaitOperation calls that may block at once (0: 8); the
                                  * rest wait at most 1 s, so handler threads stay free */
+  const char *default_pool;     /* pool id new volumes use when none is named ("default") */
+  const char *image_dirs;       /* comma-separated host directories images may be imported
+                                 * from; "" disables image imports */
 } core_compute_config;
 
 /* Connects the registered hosts, recovers the journal and starts the
@@ -84,6 +89,28 @@ CORE_COMPUTE_FN(detach_volume, DetachVolumeRequest, DetachVolumeResponse);
 CORE_COMPUTE_FN(attach_nic, AttachNicRequest, AttachNicResponse);
 CORE_COMPUTE_FN(detach_nic, DetachNicRequest, DetachNicResponse);
 CORE_COMPUTE_FN(get_vm_stats, GetVmStatsRequest, GetVmStatsResponse);
+
+/* StorageService (core/storage.c, core/storage_exec.c) */
+CORE_COMPUTE_FN(create_pool, CreatePoolRequest, CreatePoolResponse);
+CORE_COMPUTE_FN(get_pool, GetPoolRequest, GetPoolResponse);
+CORE_COMPUTE_FN(list_pools, ListPoolsRequest, ListPoolsResponse);
+CORE_COMPUTE_FN(delete_pool, DeletePoolRequest, DeletePoolResponse);
+CORE_COMPUTE_FN(create_volume, CreateVolumeRequest, CreateVolumeResponse);
+CORE_COMPUTE_FN(get_volume, GetVolumeRequest, GetVolumeResponse);
+CORE_COMPUTE_FN(list_volumes, ListVolumesRequest, ListVolumesResponse);
+CORE_COMPUTE_FN(resize_volume, ResizeVolumeRequest, ResizeVolumeResponse);
+CORE_COMPUTE_FN(clone_volume, CloneVolumeRequest, CloneVolumeResponse);
+CORE_COMPUTE_FN(delete_volume, DeleteVolumeRequest, DeleteVolumeResponse);
+
+/* NetworkService (core/network.c, core/network_exec.c) */
+CORE_COMPUTE_FN(create_network, CreateNetworkRequest, CreateNetworkResponse);
+CORE_COMPUTE_FN(get_network, GetNetworkRequest, GetNetworkResponse);
+CORE_COMPUTE_FN(list_networks, ListNetworksRequest, ListNetworksResponse);
+CORE_COMPUTE_FN(update_network, UpdateNetworkRequest, UpdateNetworkResponse);
+CORE_COMPUTE_FN(delete_network, DeleteNetworkRequest, DeleteNetworkResponse);
+CORE_COMPUTE_FN(list_leases, ListLeasesRequest, ListLeasesResponse);
+CORE_COMPUTE_FN(add_reservation, AddReservationRequest, AddReservationResponse);
+CORE_COMPUTE_FN(remove_reservation, RemoveReservationRequest, RemoveReservationResponse);
 
 /* OperationsService */
 CORE_COMPUTE_FN(get_operation, GetOperationRequest, GetOperationResponse);

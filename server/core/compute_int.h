@@ -129,6 +129,10 @@ extern const core_verb core_vm_verbs[];
 extern const size_t core_vm_nverbs;
 extern const core_verb core_host_verbs[];
 extern const size_t core_host_nverbs;
+extern const core_verb core_storage_verbs[];
+extern const size_t core_storage_nverbs;
+extern const core_verb core_network_verbs[];
+extern const size_t core_network_nverbs;
 
 void *core_ops_worker(void *arg);
 /* Renews the lease of every operation this replica is running (called by
@@ -221,6 +225,50 @@ void core_hosts_heartbeat(core_compute *c);
 int core_place(core_tx *tx, store_conn *conn, core_compute *c, const Novacron__V1__Vm *vm,
                const char *project_uid, const char *vm_uid, const char *exclude_host,
                char host_id[64], char host_uid[40]);
+
+/* ---- storage and networks (core/storage*.c, core/network*.c) ---- */
+/* An ephemeral host (the test driver) lost its pools, volumes and networks
+ * with the process: define them again from PostgreSQL. Called before its
+ * domains are restored. */
+void core_storage_restore(core_compute *c, const char *host_id);
+void core_networks_restore(core_compute *c, const char *host_id);
+/* Heartbeat of a reachable host: refresh pool capacity figures, and pool /
+ * network states (ACTIVE / INACTIVE / ERROR when gone) without bumping
+ * versions for figures alone. */
+void core_storage_refresh(core_compute *c, const char *host_id);
+void core_networks_refresh(core_compute *c, const char *host_id);
+
+/* ---- networks (core/network.c, core/network_exec.c) ---- */
+/* The columns core_network_from_row reads (NET_FROM). The reservations
+ * come as "mac ip hostname" items joined by ',' (no field can hold either
+ * separator). */
+#define NET_RESV_COL                                                                              \
+  "(SELECT coalesce(string_agg(r.mac::text || ' ' || host(r.ip) || ' ' || r.hostname, ',' ORDER " \
+  "BY r.ip), '') FROM network_reservations r WHERE r.network = n.id)"
+#define NET_COLS                                                                                \
+  "n.id, p.project_id, n.network_id, h.host_id, n.mode, n.bridge, coalesce(n.ipv4_cidr::text, " \
+  "''), coalesce(host(n.gateway), ''), coalesce(n.ipv6_cidr::text, ''), "                       \
+  "coalesce(host(n.dhcp_start), ''), coalesce(host(n.dhcp_end), ''), n.vlan_id, n.mtu, "        \
+  "n.autostart, n.state, n.state_message, n.description, n.labels::text, n.version, " CORE_TS(  \
+      "n.created_at") ", " CORE_TS("n.updated_at") ", " NET_RESV_COL ", n.project, n.host"
+#define NET_NCOLS 24
+#define NET_FROM \
+  " FROM networks n JOIN projects p ON p.id = n.project JOIN hosts h ON h.id = n.host"
+enum { NET_C_VERSION = 18, NET_C_PROJECT_UID = 22 };
+Novacron__V1__Network *core_network_from_row(core_call *call, const PGresult *r, int i);
+/* Reads a network (optionally FOR UPDATE OF n) by its uid; NOT_FOUND if gone. */
+int core_network_load_uid(core_tx *tx, store_conn *conn, const char *uid, bool lock,
+                          PGresult **res);
+const char *core_network_state_name(int state);
+/* Sets a network's state and message (version bump when either changed)
+ * and appends TYPE_RESOURCE_UPDATED when the state changed; *out (may be
+ * NULL) receives the network afterwards. */
+int core_network_set_state(core_tx *tx, store_conn *conn, core_op *op, const char *uid, int state,
+                           const char *message, Novacron__V1__Network **out);
+/* The hv spec of a network record; *hosts (the reservations, which
+ * spec->hosts points to) is malloc'ed. -1 when out of memory. */
+int core_network_spec(const Novacron__V1__Network *n, const char *uid, hv_net_spec *spec,
+                      hv_net_host **hosts);
 
 /* ---- reconciliation (core/reconcile.c) ---- */
 void core_reconcile_host(core_compute *c, const char *host_id, bool restore_ephemeral);

@@ -504,6 +504,23 @@ static int host_verb_tx(store_conn *conn, core_tx *tx) {
                      "host %s still has %d NovaCron VM%s; move or delete them, drain the host, or "
                      "deregister with force",
                      hname, nvms, nvms == 1 ? "" : "s");
+  if (!a->drain) {
+    /* pools and networks hold data and addresses on the host: never
+     * forgotten silently, even with force */
+    const char *q[] = {uid};
+    if ((code = core_q(tx, conn, "host_storage_network",
+                       "SELECT (SELECT count(*) FROM pools WHERE host = $1::uuid), (SELECT "
+                       "count(*) FROM networks WHERE host = $1::uuid)",
+                       1, q, &r)))
+      return code;
+    int64_t npools = core_i64(r, 0, 0), nnets = core_i64(r, 0, 1);
+    PQclear(r);
+    if (npools || nnets)
+      return core_fail(tx->call, CORE_FAILED_PRECONDITION,
+                       "host %s still has %" PRId64 " storage pool%s and %" PRId64
+                       " network%s; delete them first",
+                       hname, npools, npools == 1 ? "" : "s", nnets, nnets == 1 ? "" : "s");
+  }
   if (a->drain) {
     /* the destinations must be usable now (they are checked again per VM) */
     const Novacron__V1__DrainHostRequest *dr = (const Novacron__V1__DrainHostRequest *)a->req;
@@ -607,6 +624,7 @@ typedef struct host_vms_arg {
   char (*uids)[40];
   int *states;
   char (*names)[160];
+  bool *devices; /* uses volumes or networks of the host (cannot move) */
   int n, cap;
 } host_vms_arg;
 
@@ -615,7 +633,8 @@ static int host_vms_tx(store_conn *conn, core_tx *tx) {
   const char *p[] = {a->host};
   PGresult *r;
   int code = core_q(tx, conn, "host_vms",
-                    "SELECT v.id, v.state, 'projects/' || p.project_id || '/vms/' || v.vm_id FROM "
+                    "SELECT v.id, v.state, 'projects/' || p.project_id || '/vms/' || v.vm_id, "
+                    "octet_length(v.disks) > 0 OR octet_length(v.nics) > 0 FROM "
                     "vms v JOIN projects p ON p.id = v.project JOIN hosts h ON h.id = v.host WHERE "
                     "h.host_id = $1 ORDER BY v.created_at",
                     1, p, &r);
@@ -624,7 +643,8 @@ static int host_vms_tx(store_conn *conn, core_tx *tx) {
   a->uids = calloc((size_t)n + 1, sizeof(*a->uids));
   a->states = calloc((size_t)n + 1, sizeof(*a->states));
   a->names = calloc((size_t)n + 1, sizeof(*a->names));
-  if (!a->uids || !a->states || !a->names) {
+  a->devices = calloc((size_t)n + 1, sizeof(*a->devices));
+  if (!a->uids || !a->states || !a->names || !a->devices) {
     PQclear(r);
     return core_fail(tx->call, CORE_INTERNAL, "out of memory");
   }
@@ -632,6 +652,7 @@ static int host_vms_tx(store_conn *conn, core_tx *tx) {
     snprintf(a->uids[i], 40, "%s", PQgetvalue(r, i, 0));
     a->states[i] = (int)core_i64(r, i, 1);
     snprintf(a->names[i], 160, "%s", PQgetvalue(r, i, 2));
+    a->devices[i] = core_bool(r, i, 3);
   }
   a->n = n;
   PQclear(r);
@@ -683,6 +704,7 @@ static int exec_drain(core_op *op) {
     free(vms.uids);
     free(vms.states);
     free(vms.names);
+    free(vms.devices);
     return core_op_finish(op, code, op->msg, apply_host, &done);
   }
   int failed = 0;
@@ -697,6 +719,7 @@ static int exec_drain(core_op *op) {
       free(vms.uids);
       free(vms.states);
       free(vms.names);
+      free(vms.devices);
       return core_op_finish(op, CORE_CANCELLED, "cancelled; the host stays cordoned", apply_host,
                             &done);
     }
@@ -708,6 +731,16 @@ static int exec_drain(core_op *op) {
                       vms.states[i] == NOVACRON__V1__VM__STATE__STATE_PAUSED;
     char dst[64] = "", dst_uid[40] = ""; /* after.host_uid points here */
     code = HV_OK;
+    if (!stop && vms.devices[i]) {
+      /* checked before anything is stopped: its volumes and networks stay */
+      failed++;
+      if (!first_err[0])
+        snprintf(first_err, sizeof(first_err),
+                 "%s uses volumes or networks of hosts/%s and cannot move; detach them or "
+                 "drain with MODE_STOP",
+                 vms.names[i], host);
+      continue;
+    }
     if (stop || cold) {
       int timeout_s = req->stop_timeout ? (int)req->stop_timeout->seconds : 60;
       code = stop_domain(op->c, host, vms.uids[i], timeout_s, err, sizeof(err));
@@ -753,6 +786,7 @@ static int exec_drain(core_op *op) {
   free(vms.uids);
   free(vms.states);
   free(vms.names);
+  free(vms.devices);
   if (failed) {
     char m[800];
     snprintf(m, sizeof(m), "%d of %d VMs could not be moved; first: %s", failed, n, first_err);
@@ -887,6 +921,10 @@ static void heartbeat_one(core_compute *c, const char *host, const char *uri) {
   int rc = core_run_tx(c->db, &call, beat_tx, &a);
   core_arena_free(&arena);
   if (rc) return;
+  if (a.up) {
+    core_storage_refresh(c, host);
+    core_networks_refresh(c, host);
+  }
   if (a.changed) {
     core_events_kick(c->ev);
     if (a.up) {

@@ -742,7 +742,10 @@ static Google__Protobuf__Int64Value **quota_slot(Novacron__V1__Quota__Limits *l,
   "p.project_id, q.vcpus, q.memory_mib, q.vms, q.volume_gib, q.networks, q.backup_gib, " \
   "q.version, " CORE_TS("q.updated_at") ", (SELECT coalesce(sum(v.vcpus), 0) FROM vms v "  \
   "WHERE v.project = q.project), (SELECT coalesce(sum(v.memory_mib), 0) FROM vms v WHERE " \
-  "v.project = q.project), (SELECT count(*) FROM vms v WHERE v.project = q.project)"
+  "v.project = q.project), (SELECT count(*) FROM vms v WHERE v.project = q.project), "     \
+  "(SELECT coalesce(sum((vo.size_bytes + 1073741823) / 1073741824), 0) FROM volumes vo "   \
+  "WHERE vo.project = q.project), (SELECT count(*) FROM networks n WHERE n.project = "      \
+  "q.project)"
 
 static Novacron__V1__Quota *quota_from_row(core_call *call, const PGresult *r) {
   Novacron__V1__Quota *q = core_alloc(call, sizeof(*q));
@@ -763,11 +766,13 @@ static Novacron__V1__Quota *quota_from_row(core_call *call, const PGresult *r) {
     v->value = core_i64(r, 0, 1 + i);
     *quota_slot(l, i) = v;
   }
-  /* Usage: what the project's VMs hold; volumes, networks and backups
-   * arrive with their services. */
+  /* Usage: what the project's VMs, volumes (whole GiB each, as the quota
+   * counts them) and networks hold; backups arrive with their service. */
   u->vcpus = core_i64(r, 0, 9);
   u->memory_mib = core_i64(r, 0, 10);
   u->vms = core_i64(r, 0, 11);
+  u->volume_gib = core_i64(r, 0, 12);
+  u->networks = core_i64(r, 0, 13);
   q->limits = l;
   q->usage = u;
   q->etag = core_etag(call, core_i64(r, 0, 7));

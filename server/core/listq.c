@@ -362,10 +362,12 @@ static int parse_term(builder *b, const char *s, size_t *i) {
   name[namelen] = '\0';
   p += namelen;
 
-  /* The field, and a label key after the first dot. */
-  const char *dot = memchr(name, '.', namelen);
+  /* The field (a dotted name such as attachment.vm names a field of its
+   * own), else a label key after the first dot. */
+  const lq_field *f = find_field(b->spec, name, namelen);
+  const char *dot = f ? NULL : memchr(name, '.', namelen);
   size_t baselen = dot ? (size_t)(dot - name) : namelen;
-  const lq_field *f = find_field(b->spec, name, baselen);
+  if (!f) f = find_field(b->spec, name, baselen);
   char list[512];
   if (!f || !f->filterable) {
     field_list(b->spec, false, list, sizeof(list));

@@ -214,6 +214,11 @@ int core_emit(core_tx *tx, store_conn *conn, core_op *op, int type, const char *
     e.payload_case = NOVACRON__V1__EVENT__PAYLOAD_HOST;
     e.host = (Novacron__V1__Host *)payload;
     e.resource_type = "novacron.v1.Host";
+  } else if (payload) { /* volumes, pools, networks: packed in an Any */
+    e.payload_case = NOVACRON__V1__EVENT__PAYLOAD_OTHER_RESOURCE;
+    e.other_resource = core_any_pack(tx->call, payload);
+    if (!e.other_resource) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+    e.resource_type = (char *)payload->descriptor->name;
   } else {
     e.resource_type = "";
   }
@@ -323,6 +328,10 @@ static const core_verb *find_verb(const char *verb) {
     if (strcmp(core_vm_verbs[i].verb, verb) == 0) return &core_vm_verbs[i];
   for (size_t i = 0; i < core_host_nverbs; i++)
     if (strcmp(core_host_verbs[i].verb, verb) == 0) return &core_host_verbs[i];
+  for (size_t i = 0; i < core_storage_nverbs; i++)
+    if (strcmp(core_storage_verbs[i].verb, verb) == 0) return &core_storage_verbs[i];
+  for (size_t i = 0; i < core_network_nverbs; i++)
+    if (strcmp(core_network_verbs[i].verb, verb) == 0) return &core_network_verbs[i];
   return NULL;
 }
 

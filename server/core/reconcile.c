@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "core/compute_int.h"
+#include "core/vm_dev.h"
 #include "util/log.h"
 
 #define S(x) NOVACRON__V1__VM__STATE__STATE_##x
@@ -105,8 +106,16 @@ static void set_state(core_compute *c, const char *uid, const char *version, int
  * state; returns the state it reached. */
 static int restore(core_compute *c, const char *host, const Novacron__V1__Vm *vm, const char *uid) {
   hv_domain_spec spec;
-  core_vm_spec(vm, uid, &spec);
-  char err[512];
+  char err[512], msg[256];
+  core_arena arena;
+  core_arena_init(&arena);
+  core_call call = {.alloc = &arena.alloc, .msg = msg, .msglen = sizeof(msg)};
+  int code = core_vm_full_spec(c, &call, vm, uid, &spec);
+  core_arena_free(&arena);
+  if (code) {
+    nc_warnf("reconcile: cannot restore %s on hosts/%s: %s", vm->name, host, msg);
+    return S(ERROR);
+  }
   if (hv_domain_define(c->hv, host, &spec, err, sizeof(err))) {
     nc_warnf("reconcile: cannot restore %s on hosts/%s: %s", vm->name, host, err);
     return S(ERROR);
@@ -230,6 +239,10 @@ static void reconcile(core_compute *c, const char *host, const char *only_uuid,
 }
 
 void core_reconcile_host(core_compute *c, const char *host_id, bool restore_ephemeral) {
+  if (restore_ephemeral) { /* the domains' volumes and networks first */
+    core_storage_restore(c, host_id);
+    core_networks_restore(c, host_id);
+  }
   reconcile(c, host_id, NULL, restore_ephemeral);
 }
 

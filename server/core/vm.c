@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/compute_int.h"
+#include "core/vm_dev.h"
 #include "google/protobuf/any.pb-c.h"
 #include "util/log.h"
 
@@ -221,9 +222,9 @@ out:
   return CORE_OK;
 }
 
-/* References to volumes and networks: they must exist in the VM's project.
- * StorageService and NetworkService (issue 5) create them; until then no
- * reference can resolve. */
+/* The syntax of disks and NICs: references to volumes and networks of the
+ * VM's project, buses, models, MACs, boot indexes. Whether they exist and
+ * are free is checked under their row locks (core/vm_dev.c). */
 static int check_devices(core_call *call, const char *project, Novacron__V1__VmDisk **disks,
                          size_t nd, Novacron__V1__VmNic **nics, size_t nn) {
   if (nd > 16) return core_fail(call, CORE_INVALID_ARGUMENT, "disks: at most 16");
@@ -243,15 +244,13 @@ static int check_devices(core_call *call, const char *project, Novacron__V1__VmD
       if (strcmp(vp, project) != 0)
         return core_fail(call, CORE_INVALID_ARGUMENT,
                          "disks[%zu].volume: must be a volume of the VM's project %s", i, project);
-      return core_fail(call, CORE_NOT_FOUND, "disks[%zu].volume: volume %s not found", i,
-                       d->volume);
+    } else if (d->source_case != NOVACRON__V1__VM_DISK__SOURCE_NEW_VOLUME || !d->new_volume) {
+      return core_fail(call, CORE_INVALID_ARGUMENT,
+                       "disks[%zu]: set exactly one of volume and new_volume", i);
     }
-    if (d->source_case == NOVACRON__V1__VM_DISK__SOURCE_NEW_VOLUME)
-      return core_fail(call, CORE_FAILED_PRECONDITION,
-                       "disks[%zu].new_volume: no storage pool is available to create volumes in",
-                       i);
-    return core_fail(call, CORE_INVALID_ARGUMENT,
-                     "disks[%zu]: set exactly one of volume and new_volume", i);
+    if ((int)d->bus < 0 || d->bus > NOVACRON__V1__VM_DISK__BUS__BUS_SCSI)
+      return core_fail(call, CORE_INVALID_ARGUMENT, "disks[%zu].bus: unknown value %d", i,
+                       (int)d->bus);
   }
   for (size_t i = 0; i < nn; i++) {
     const Novacron__V1__VmNic *n = nics[i];
@@ -270,8 +269,9 @@ static int check_devices(core_call *call, const char *project, Novacron__V1__VmD
     if (strcmp(np, project) != 0)
       return core_fail(call, CORE_INVALID_ARGUMENT,
                        "nics[%zu].network: must be a network of the VM's project %s", i, project);
-    return core_fail(call, CORE_NOT_FOUND, "nics[%zu].network: network %s not found", i,
-                     n->network);
+    if ((int)n->model < 0 || n->model > NOVACRON__V1__VM_NIC__MODEL__MODEL_E1000)
+      return core_fail(call, CORE_INVALID_ARGUMENT, "nics[%zu].model: unknown value %d", i,
+                       (int)n->model);
   }
   for (size_t i = 0; i < nb; i++)
     for (size_t k = i + 1; k < nb; k++)
@@ -297,7 +297,7 @@ typedef struct create_arg {
   const Novacron__V1__CreateVmRequest *req;
   ProtobufCMessage *resp;
   const char *project, *labels;
-  char *disks, *nics, *placement;
+  char *placement;
   Novacron__V1__Operation **out;
   Novacron__V1__Vm *would_be;
 } create_arg;
@@ -367,10 +367,49 @@ static int create_tx(store_conn *conn, core_tx *tx) {
     return core_fail(tx->call, CORE_ALREADY_EXISTS, "VM projects/%s/vms/%s already exists",
                      a->project, req->vm_id);
   if ((code = check_quota(tx, conn, puid, in->vcpus, in->memory_mib, 1))) return code;
+  /* the devices: volumes and networks locked, targets and MACs chosen;
+   * they pin the VM to their host */
+  dev_plan *dp = core_alloc(tx->call, sizeof(*dp));
+  if (!dp) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+  core_dev_plan_init(dp, a->c, a->project, puid, req->vm_id, NULL);
+  for (size_t i = 0; i < in->n_disks; i++)
+    if ((code = core_dev_plan_disk(tx, conn, dp, in->disks[i], i))) return code;
+  for (size_t i = 0; i < in->n_nics; i++)
+    if ((code = core_dev_plan_nic(tx, conn, dp, in->nics[i], i))) return code;
   /* the would-be VM, for placement and validate_only */
   Novacron__V1__Vm *vm = core_alloc(tx->call, sizeof(*vm));
   if (!vm) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
   *vm = *in;
+  Novacron__V1__VmDisk **disks = core_alloc(tx->call, (dp->nd + 1) * sizeof(*disks));
+  Novacron__V1__VmNic **nics = core_alloc(tx->call, (dp->nn + 1) * sizeof(*nics));
+  if (!disks || !nics) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+  for (size_t i = 0; i < dp->nd; i++)
+    disks[i] = dp->d[i].disk;
+  for (size_t i = 0; i < dp->nn; i++)
+    nics[i] = dp->n[i].nic;
+  vm->disks = disks;
+  vm->n_disks = dp->nd;
+  vm->nics = nics;
+  vm->n_nics = dp->nn;
+  if (dp->pin_host[0]) {
+    char pinned[64] = "";
+    if (in->placement && in->placement->host && *in->placement->host)
+      core_name1(in->placement->host, "hosts/", pinned, sizeof(pinned));
+    if (*pinned && strcmp(pinned, dp->pin_host) != 0)
+      return core_fail(tx->call, CORE_FAILED_PRECONDITION,
+                       "placement.host: the VM is pinned to hosts/%s, but %s is on hosts/%s",
+                       pinned, dp->pin_what, dp->pin_host);
+    Novacron__V1__VmPlacement *pl = core_alloc(tx->call, sizeof(*pl));
+    if (!pl) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+    if (in->placement)
+      *pl = *in->placement;
+    else
+      novacron__v1__vm_placement__init(pl);
+    char hn[80];
+    snprintf(hn, sizeof(hn), "hosts/%s", dp->pin_host);
+    pl->host = core_strdup(tx->call, hn);
+    vm->placement = pl;
+  }
   char name[160];
   snprintf(name, sizeof(name), "projects/%s/vms/%s", a->project, req->vm_id);
   vm->name = core_strdup(tx->call, name);
@@ -382,6 +421,8 @@ static int create_tx(store_conn *conn, core_tx *tx) {
   char hname[96];
   snprintf(hname, sizeof(hname), "hosts/%s", host_id);
   vm->host = core_strdup(tx->call, hname);
+  if ((code = core_dev_plan_host(tx, conn, dp, host_id))) return code;
+  vm->placement = in->placement; /* the pin is implied by the devices, not recorded */
   if (req->validate_only) {
     vm->name = core_strdup(tx->call, "");
     a->would_be = vm;
@@ -402,13 +443,26 @@ static int create_tx(store_conn *conn, core_tx *tx) {
                      mem,
                      maxv,
                      maxm,
-                     a->disks,
-                     a->nics,
+                     NULL,
+                     NULL,
                      a->placement,
                      in->user_data ? in->user_data : "",
                      in->machine_type ? in->machine_type : "",
                      fw,
                      host_uid};
+  Novacron__V1__Vm devs = NOVACRON__V1__VM__INIT, nicm = NOVACRON__V1__VM__INIT;
+  devs.disks = vm->disks;
+  devs.n_disks = vm->n_disks;
+  nicm.nics = vm->nics;
+  nicm.n_nics = vm->n_nics;
+  char *pdisks = core_pack_bytea(&devs.base), *pnics = core_pack_bytea(&nicm.base);
+  p[8] = pdisks;
+  p[9] = pnics;
+  if (!pdisks || !pnics) {
+    free(pdisks);
+    free(pnics);
+    return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+  }
   code = core_q(tx, conn, "vm_insert",
                 "WITH v AS (INSERT INTO vms (project, vm_id, description, labels, vcpus, "
                 "memory_mib, max_vcpus, max_memory_mib, disks, nics, placement, user_data, "
@@ -417,12 +471,15 @@ static int create_tx(store_conn *conn, core_tx *tx) {
                 "$12, $13, $14::smallint, $15::uuid, 1) RETURNING *) SELECT " VM_COLS
                 " FROM v JOIN projects p ON p.id = v.project LEFT JOIN hosts h ON h.id = v.host",
                 15, p, &r);
+  free(pdisks);
+  free(pnics);
   if (code) return code;
   Novacron__V1__Vm *row = core_vm_from_row(tx->call, r, 0);
   char uid[40];
   snprintf(uid, sizeof(uid), "%s", PQgetvalue(r, 0, 0));
   PQclear(r);
   if (!row) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+  if ((code = core_dev_plan_record(tx, conn, dp, uid))) return code;
   if ((code = core_emit(tx, conn, NULL, NOVACRON__V1__EVENT__TYPE__TYPE_VM_CREATED, row->name,
                         a->project, "created", &row->base)))
     return code;
@@ -471,29 +528,19 @@ CORE_COMPUTE_FN(create_vm, CreateVmRequest, CreateVmResponse) {
                      in->machine_type);
   char *labels = NULL;
   if ((code = core_labels_json(call, in->labels, in->n_labels, &labels))) return code;
-  Novacron__V1__Vm devs = NOVACRON__V1__VM__INIT;
-  devs.disks = in->disks;
-  devs.n_disks = in->n_disks;
-  Novacron__V1__Vm nics = NOVACRON__V1__VM__INIT;
-  nics.nics = in->nics;
-  nics.n_nics = in->n_nics;
   Novacron__V1__VmPlacement nopl = NOVACRON__V1__VM_PLACEMENT__INIT;
   create_arg a = {.c = c,
                   .req = req,
                   .resp = &resp->base,
                   .project = project,
                   .labels = labels,
-                  .disks = core_pack_bytea(&devs.base),
-                  .nics = core_pack_bytea(&nics.base),
                   .placement = core_pack_bytea(in->placement ? &in->placement->base : &nopl.base),
                   .out = &resp->operation};
-  if (!a.disks || !a.nics || !a.placement)
+  if (!a.placement)
     code = core_fail(call, CORE_INTERNAL, "out of memory");
   else
     code = core_run_tx(c->db, call, create_tx, &a);
   free(labels);
-  free(a.disks);
-  free(a.nics);
   free(a.placement);
   if (code == CORE_OK && !req->validate_only) {
     core_events_kick(c->ev);
@@ -894,9 +941,21 @@ CORE_COMPUTE_FN(resize_vm, ResizeVmRequest, ResizeVmResponse) {
   return run_verb(c, call, &a);
 }
 
+/* Volumes live in host-local pools and networks on one host: a VM that
+ * uses them cannot move or be copied to another host by itself. */
+static int devices_pin(core_call *call, const Novacron__V1__Vm *vm, const char *verb) {
+  if (vm->n_disks == 0 && vm->n_nics == 0) return CORE_OK;
+  return core_fail(call, CORE_FAILED_PRECONDITION,
+                   "VM %s has %zu disk(s) and %zu NIC(s) on volumes and networks of its host; "
+                   "%s needs a VM without them (detach them first)",
+                   vm->name, vm->n_disks, vm->n_nics, verb);
+}
+
 static int migrate_check(core_tx *tx, store_conn *conn, verb_arg *a, const Novacron__V1__Vm *vm,
                          const char *uid, const char *puid) {
   const Novacron__V1__MigrateVmRequest *req = (const Novacron__V1__MigrateVmRequest *)a->req;
+  int dcode = devices_pin(tx->call, vm, "MigrateVm");
+  if (dcode) return dcode;
   char cur[64] = "";
   core_name1(vm->host, "hosts/", cur, sizeof(cur));
   if (req->target_host && *req->target_host) {
@@ -950,6 +1009,8 @@ CORE_COMPUTE_FN(migrate_vm, MigrateVmRequest, MigrateVmResponse) {
 static int clone_check(core_tx *tx, store_conn *conn, verb_arg *a, const Novacron__V1__Vm *vm,
                        const char *uid, const char *puid) {
   const Novacron__V1__CloneVmRequest *req = (const Novacron__V1__CloneVmRequest *)a->req;
+  int dcode = devices_pin(tx->call, vm, "CloneVm");
+  if (dcode) return dcode;
   const char *k[] = {puid, req->vm_id};
   PGresult *r;
   int code = core_q(tx, conn, "vm_exists",
@@ -1016,14 +1077,30 @@ CORE_COMPUTE_FN(clone_vm, CloneVmRequest, CloneVmResponse) {
 
 static int devices_check(core_tx *tx, store_conn *conn, verb_arg *a, const Novacron__V1__Vm *vm,
                          const char *uid, const char *puid) {
-  (void)conn;
-  (void)uid;
-  (void)puid;
+  dev_plan *dp = core_alloc(tx->call, sizeof(*dp));
+  if (!dp) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+  core_dev_plan_init(dp, a->c, a->project, puid, a->vm, vm);
+  int code;
   if (a->req->descriptor == &novacron__v1__attach_volume_request__descriptor) {
     const Novacron__V1__AttachVolumeRequest *req = (const void *)a->req;
     if (vm->n_disks >= 16)
       return core_fail(tx->call, CORE_FAILED_PRECONDITION, "VM %s already has 16 disks", vm->name);
-    return check_devices(tx->call, a->project, (Novacron__V1__VmDisk **)&req->disk, 1, NULL, 0);
+    if ((code =
+             check_devices(tx->call, a->project, (Novacron__V1__VmDisk **)&req->disk, 1, NULL, 0)))
+      return code;
+    if (req->disk->bus == NOVACRON__V1__VM_DISK__BUS__BUS_SATA &&
+        (vm->state == S(RUNNING) || vm->state == S(PAUSED)))
+      return core_fail(tx->call, CORE_FAILED_PRECONDITION,
+                       "disk.bus: BUS_SATA is not hot-pluggable; stop VM %s first or use "
+                       "BUS_VIRTIO or BUS_SCSI",
+                       vm->name);
+    if (!dp->pin_host[0])
+      return core_fail(tx->call, CORE_FAILED_PRECONDITION, "VM %s has no host; start it first",
+                       vm->name);
+    if ((code = core_dev_plan_disk(tx, conn, dp, req->disk, 0)) ||
+        (code = core_dev_plan_host(tx, conn, dp, dp->pin_host)))
+      return code;
+    return core_dev_plan_record(tx, conn, dp, uid);
   }
   if (a->req->descriptor == &novacron__v1__detach_volume_request__descriptor) {
     const Novacron__V1__DetachVolumeRequest *req = (const void *)a->req;
@@ -1044,7 +1121,13 @@ static int devices_check(core_tx *tx, store_conn *conn, verb_arg *a, const Novac
       if (req->nic->mac && *req->nic->mac && strcmp(vm->nics[i]->mac, req->nic->mac) == 0)
         return core_fail(tx->call, CORE_ALREADY_EXISTS, "VM %s already has a NIC with MAC %s",
                          vm->name, req->nic->mac);
-    return check_devices(tx->call, a->project, NULL, 0, (Novacron__V1__VmNic **)&req->nic, 1);
+    if ((code = check_devices(tx->call, a->project, NULL, 0, (Novacron__V1__VmNic **)&req->nic, 1)))
+      return code;
+    if (!dp->pin_host[0])
+      return core_fail(tx->call, CORE_FAILED_PRECONDITION, "VM %s has no host; start it first",
+                       vm->name);
+    if ((code = core_dev_plan_nic(tx, conn, dp, req->nic, 0))) return code;
+    return core_dev_plan_record(tx, conn, dp, uid);
   }
   const Novacron__V1__DetachNicRequest *req = (const void *)a->req;
   for (size_t i = 0; i < vm->n_nics; i++)

@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "core/compute_int.h"
+#include "core/storage_int.h"
+#include "core/vm_dev.h"
 #include "util/log.h"
 
 #define S(x) NOVACRON__V1__VM__STATE__STATE_##x
@@ -158,6 +160,7 @@ static int begin(core_op *op, vm_ctx *v, const char *status) {
 typedef struct remove_apply {
   const char *uid;
   const char *project;
+  bool delete_volumes; /* DeleteVm's delete_volumes: the volume rows go too */
 } remove_apply;
 
 /* Removes a VM row (failed create/clone, or a delete) with its event. */
@@ -171,6 +174,8 @@ static int apply_remove(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMes
   Novacron__V1__Vm *vm = core_vm_from_row(tx->call, r, 0);
   PQclear(r);
   if (!vm) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+  /* its volumes are freed (new ones of a failed create deleted) first */
+  if ((code = core_vm_devices_release(tx, conn, op, a->uid, false, a->delete_volumes))) return code;
   const char *p[] = {a->uid};
   if ((code = core_q(tx, conn, "vm_delete", "DELETE FROM vms WHERE id = $1::uuid", 1, p, &r)))
     return code;
@@ -179,6 +184,24 @@ static int apply_remove(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMes
   *resp = &vm->base;
   return core_emit(tx, conn, op, NOVACRON__V1__EVENT__TYPE__TYPE_VM_DELETED, vm->name, a->project,
                    "deleted", &vm->base);
+}
+
+typedef struct created_apply {
+  const char *uid;
+  int state;
+  const char *message;
+} created_apply;
+
+/* A created VM: its new and reserved volumes are attached, its state set. */
+static int apply_created(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMessage **resp,
+                         void *arg) {
+  created_apply *a = arg;
+  int code = core_vm_devices_commit(tx, conn, op, a->uid);
+  if (code) return code;
+  Novacron__V1__Vm *vm = NULL;
+  if ((code = core_vm_set_state(tx, conn, op, a->uid, a->state, a->message, &vm))) return code;
+  *resp = &vm->base;
+  return CORE_OK;
 }
 
 /* Defines (and optionally starts) the domain of VM `uid`. */
@@ -193,26 +216,44 @@ static int define_vm(core_op *op, const char *uid, bool start, const char *what)
     hv_domain_undefine(op->c->hv, v.host, v.uid, err, sizeof(err));
     return core_op_finish(op, CORE_CANCELLED, "cancelled", apply_remove, &rm);
   }
-  hv_domain_spec spec;
-  core_vm_spec(v.vm, v.uid, &spec);
   char err[512];
-  code = hv_domain_define(op->c->hv, v.host, &spec, err, sizeof(err));
+  /* the VM's new volumes first: a domain needs its disks */
+  if ((code = core_vm_volumes_materialize(op, v.uid, err, sizeof(err)))) {
+    char m[700];
+    snprintf(m, sizeof(m), "%s: %s", what, err);
+    core_vm_volumes_unmaterialize(op, v.uid, false, false);
+    return core_op_finish(op, code, m, apply_remove, &rm);
+  }
+  hv_domain_spec spec;
+  if ((code = core_vm_full_spec(op->c, &op->call, v.vm, v.uid, &spec)) == CORE_OK)
+    code = hv_domain_define(op->c->hv, v.host, &spec, err, sizeof(err));
+  else
+    snprintf(err, sizeof(err), "%s", op->msg);
   if (code) {
     char m[640];
     snprintf(m, sizeof(m), "%s: defining the domain on hosts/%s failed: %s", what, v.host, err);
-    /* both or neither: no domain, so no row */
+    /* both or neither: no domain, so no row, and no volume it created */
+    char e2[256];
+    hv_domain_undefine(op->c->hv, v.host, v.uid, e2, sizeof(e2));
+    core_vm_volumes_unmaterialize(op, v.uid, false, false);
     return core_op_finish(op, code, m, apply_remove, &rm);
   }
   int hs = HV_DOM_SHUTOFF;
+  created_apply ok = {.uid = v.uid, .state = start ? S(RUNNING) : S(STOPPED)};
   if (start) {
     core_op_progress(op, 60, "starting the domain");
     char e2[256];
     dom_state(op, &v, &hs, e2, sizeof(e2));
     if (hs != HV_DOM_RUNNING &&
-        (code = hv_domain_start(op->c->hv, v.host, v.uid, err, sizeof(err))))
-      return hv_fail(op, &v, code, "the VM was created but did not start", err, true);
+        (code = hv_domain_start(op->c->hv, v.host, v.uid, err, sizeof(err)))) {
+      /* the VM exists (row, domain, volumes) but is not running */
+      char m[700];
+      snprintf(m, sizeof(m), "the VM was created but did not start: %s", err);
+      created_apply bad = {.uid = v.uid, .state = S(ERROR), .message = m};
+      return core_op_finish(op, code, m, apply_created, &bad);
+    }
   }
-  return finish(op, &v, CORE_OK, NULL, start ? S(RUNNING) : S(STOPPED), false);
+  return core_op_finish(op, CORE_OK, NULL, apply_created, &ok);
 }
 
 static int exec_create(core_op *op) {
@@ -264,8 +305,8 @@ static int exec_start(core_op *op) {
     pick_arg pa = {.c = op->c, .vm = v.vm, .uid = v.uid, .assign = true};
     char e[512];
     hv_domain_spec spec;
-    if ((code = core_run_tx(op->c->db, &op->call, pick_tx, &pa)) == CORE_OK) {
-      core_vm_spec(v.vm, v.uid, &spec);
+    if ((code = core_run_tx(op->c->db, &op->call, pick_tx, &pa)) == CORE_OK &&
+        (code = core_vm_full_spec(op->c, &op->call, v.vm, v.uid, &spec)) == CORE_OK) {
       if ((code = hv_domain_define(op->c->hv, pa.host, &spec, e, sizeof(e))))
         core_fail(&op->call, code, "defining the domain on hosts/%s failed: %s", pa.host, e);
     }
@@ -397,6 +438,14 @@ static int exec_delete(core_op *op) {
     }
     if (code && code != HV_NOT_FOUND) return hv_fail(op, &v, code, "delete failed", err, false);
   }
+  if (req->delete_volumes) {
+    core_op_progress(op, 60, "deleting the VM's volumes");
+    core_vm_volumes_unmaterialize(op, v.uid, true, false);
+    rm.delete_volumes = true;
+  } else {
+    /* new volumes a failed create left behind go; reserved ones are kept */
+    core_vm_volumes_unmaterialize(op, v.uid, false, false);
+  }
   return core_op_finish(op, CORE_OK, NULL, apply_remove, &rm);
 }
 
@@ -463,7 +512,8 @@ static int exec_resize(core_op *op) {
     vm->memory_mib = a.mem;
     vm->max_vcpus = a.max_vcpus;
     vm->max_memory_mib = a.max_mem;
-    core_vm_spec(vm, v.uid, &spec);
+    if ((code = core_vm_full_spec(op->c, &op->call, vm, v.uid, &spec)))
+      return hv_fail(op, &v, code, "redefining the domain failed", op->msg, false);
     if ((code = hv_domain_define(op->c->hv, v.host, &spec, err, sizeof(err))))
       return hv_fail(op, &v, code, "redefining the domain failed", err, false);
   }
@@ -543,6 +593,13 @@ int core_vm_move(core_op *op, const char *vm_uid, const char *target, bool live,
   if (code) {
     snprintf(err, errlen, "%s", op->msg);
     return code;
+  }
+  if (v.vm->n_disks || v.vm->n_nics) {
+    snprintf(err, errlen,
+             "%s uses volumes and networks of hosts/%s, which do not move with it; detach them "
+             "first",
+             v.vm->name, v.host);
+    return CORE_FAILED_PRECONDITION;
   }
   if (target && *target) {
     host_uid_arg h = {.host = target};
@@ -829,15 +886,311 @@ static int exec_delete_snapshot(core_op *op) {
   return core_op_finish(op, CORE_OK, NULL, apply_snap, &a);
 }
 
-/* Devices reference volumes and networks, which StorageService and
- * NetworkService provide; requests naming them are refused before an
- * operation is journaled, so these run only for a journal written by a
- * newer server. */
-static int exec_devices(core_op *op) {
-  return core_op_finish(op, CORE_UNIMPLEMENTED,
-                        "device changes need volumes and networks, which this server does not "
-                        "manage yet",
-                        NULL, NULL);
+/* ---- devices ---- */
+
+/* The device change an operation records: one disk or NIC added or
+ * removed. Failure releases what the request reserved. */
+typedef struct dev_apply {
+  const char *uid;
+  bool ok;
+  const Novacron__V1__VmDisk *add_disk; /* as the VM records it */
+  const char *remove_volume;            /* volume name */
+  const Novacron__V1__VmNic *add_nic;
+  const char *remove_mac;
+  const char *message; /* the VM event's */
+  int state;           /* the VM's state after (libvirt's) */
+} dev_apply;
+
+static int apply_devices(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMessage **resp,
+                         void *arg) {
+  dev_apply *a = arg;
+  PGresult *r;
+  int code = core_vm_load_uid(tx, conn, a->uid, true, &r);
+  if (code) return code;
+  Novacron__V1__Vm *vm = core_vm_from_row(tx->call, r, 0);
+  char project[64];
+  snprintf(project, sizeof(project), "%s", PQgetvalue(r, 0, 1));
+  PQclear(r);
+  if (!vm) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+  if (!a->ok) { /* release the reservation */
+    if ((code = core_vm_devices_release(tx, conn, op, a->uid, true, false))) return code;
+    /* a pending NIC is a vm_nics row whose MAC the VM does not list */
+    char macs[HV_MAX_NICS * 18 + 4];
+    size_t ml = (size_t)snprintf(macs, sizeof(macs), "{");
+    for (size_t i = 0; i < vm->n_nics && i < HV_MAX_NICS && ml < sizeof(macs); i++)
+      ml +=
+          (size_t)snprintf(macs + ml, sizeof(macs) - ml, "%s%.17s", i ? "," : "", vm->nics[i]->mac);
+    if (ml < sizeof(macs)) snprintf(macs + ml, sizeof(macs) - ml, "}");
+    const char *k[] = {a->uid, macs};
+    if ((code = core_q(tx, conn, "vm_nics_pending_drop",
+                       "DELETE FROM vm_nics WHERE vm = $1::uuid AND NOT (mac::text = ANY "
+                       "($2::text[]))",
+                       2, k, &r)))
+      return code;
+    PQclear(r);
+  }
+  Novacron__V1__Vm lists = NOVACRON__V1__VM__INIT;
+  size_t nd = vm->n_disks + 1, nn = vm->n_nics + 1;
+  lists.disks = core_alloc(tx->call, nd * sizeof(*lists.disks));
+  lists.nics = core_alloc(tx->call, nn * sizeof(*lists.nics));
+  if (!lists.disks || !lists.nics) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
+  for (size_t i = 0; i < vm->n_disks; i++)
+    if (!(a->ok && a->remove_volume && strcmp(vm->disks[i]->volume, a->remove_volume) == 0))
+      lists.disks[lists.n_disks++] = vm->disks[i];
+  if (a->ok && a->add_disk) lists.disks[lists.n_disks++] = (Novacron__V1__VmDisk *)a->add_disk;
+  for (size_t i = 0; i < vm->n_nics; i++)
+    if (!(a->ok && a->remove_mac && strcmp(vm->nics[i]->mac, a->remove_mac) == 0))
+      lists.nics[lists.n_nics++] = vm->nics[i];
+  if (a->ok && a->add_nic) lists.nics[lists.n_nics++] = (Novacron__V1__VmNic *)a->add_nic;
+  if (a->ok) {
+    Novacron__V1__Vm dm = NOVACRON__V1__VM__INIT, nm = NOVACRON__V1__VM__INIT;
+    dm.disks = lists.disks;
+    dm.n_disks = lists.n_disks;
+    nm.nics = lists.nics;
+    nm.n_nics = lists.n_nics;
+    char *pd = core_pack_bytea(&dm.base), *pn = core_pack_bytea(&nm.base);
+    const char *q[] = {a->uid, pd, pn};
+    code = pd && pn ? core_q(tx, conn, "vm_set_devices",
+                             "UPDATE vms SET disks = $2::bytea, nics = $3::bytea, version = "
+                             "version + 1, updated_at = now() WHERE id = $1::uuid",
+                             3, q, &r)
+                    : core_fail(tx->call, CORE_INTERNAL, "out of memory");
+    free(pd);
+    free(pn);
+    if (code) return code;
+    PQclear(r);
+    if (a->add_disk && (code = core_vm_devices_commit(tx, conn, op, a->uid))) return code;
+    if (a->remove_volume) {
+      char vp[64], vid[64];
+      core_name2(a->remove_volume, "volumes", vp, sizeof(vp), vid, sizeof(vid));
+      const char *q2[] = {a->uid, vp, vid};
+      if ((code = core_q(tx, conn, "volume_detach",
+                         "UPDATE volumes vo SET attached_vm = NULL, target_device = '' FROM "
+                         "projects p WHERE p.id = vo.project AND vo.attached_vm = $1::uuid AND "
+                         "p.project_id = $2 AND vo.volume_id = $3 RETURNING vo.id",
+                         3, q2, &r)))
+        return code;
+      for (int i = 0; i < PQntuples(r) && code == CORE_OK; i++)
+        code = core_volume_set(tx, conn, op, PQgetvalue(r, i, 0),
+                               NOVACRON__V1__VOLUME__STATE__STATE_READY, "", NULL);
+      PQclear(r);
+      if (code) return code;
+    }
+    if (a->remove_mac) {
+      const char *q3[] = {a->uid, a->remove_mac};
+      if ((code =
+               core_q(tx, conn, "vm_nic_delete",
+                      "DELETE FROM vm_nics WHERE vm = $1::uuid AND mac = $2::macaddr", 2, q3, &r)))
+        return code;
+      PQclear(r);
+    }
+  }
+  Novacron__V1__Vm *now = NULL;
+  if ((code = core_vm_set_state(tx, conn, op, a->uid, a->state, "", &now))) return code;
+  *resp = &now->base;
+  if (!a->ok) return CORE_OK;
+  return core_emit(tx, conn, op, NOVACRON__V1__EVENT__TYPE__TYPE_VM_UPDATED, now->name, project,
+                   a->message, &now->base);
+}
+
+/* The VM's pending volume (reserved by AttachVolume). */
+typedef struct pending_arg {
+  const char *vm_uid;
+  char uid[40], name[200], path[512], target[16];
+  int state, format;
+  bool found;
+} pending_arg;
+
+static int pending_tx(store_conn *conn, core_tx *tx) {
+  pending_arg *a = tx->arg;
+  const char *k[] = {a->vm_uid};
+  PGresult *r;
+  int code = core_q(tx, conn, "vm_pending_volume",
+                    "SELECT vo.id, 'projects/' || p.project_id || '/volumes/' || vo.volume_id, "
+                    "vo.path, vo.target_device, vo.state, vo.format FROM volumes vo JOIN projects "
+                    "p ON p.id = vo.project WHERE vo.attached_vm = $1::uuid AND vo.state <> 3",
+                    1, k, &r);
+  if (code) return code;
+  if ((a->found = PQntuples(r) > 0)) {
+    snprintf(a->uid, sizeof(a->uid), "%s", PQgetvalue(r, 0, 0));
+    snprintf(a->name, sizeof(a->name), "%s", PQgetvalue(r, 0, 1));
+    snprintf(a->path, sizeof(a->path), "%s", PQgetvalue(r, 0, 2));
+    snprintf(a->target, sizeof(a->target), "%s", PQgetvalue(r, 0, 3));
+    a->state = (int)core_i64(r, 0, 4);
+    a->format = (int)core_i64(r, 0, 5);
+  }
+  PQclear(r);
+  return CORE_OK;
+}
+
+/* libvirt's state of the VM's domain, for the outcome. */
+static int vm_state_now(core_op *op, const vm_ctx *v) {
+  int hs;
+  char err[256];
+  int hc = dom_state(op, v, &hs, err, sizeof(err));
+  if (hc == HV_UNAVAILABLE) return S(UNKNOWN);
+  return hc == HV_OK ? core_vm_state_of(hs) : S(ERROR);
+}
+
+static int dev_fail(core_op *op, const vm_ctx *v, int code, const char *what, const char *err) {
+  char m[800];
+  snprintf(m, sizeof(m), "%s: %s", what, err);
+  dev_apply a = {.uid = v->uid, .ok = false, .state = vm_state_now(op, v)};
+  return core_op_finish(op, code, m, apply_devices, &a);
+}
+
+static int exec_attach_volume(core_op *op) {
+  const Novacron__V1__AttachVolumeRequest *req = (const void *)op->req;
+  vm_ctx v;
+  if (begin(op, &v, "attaching the volume")) return 0;
+  pending_arg pa = {.vm_uid = v.uid};
+  int code = core_run_ro(op->c->db, &op->call, pending_tx, &pa);
+  if (code) return core_op_finish(op, code, op->msg, NULL, NULL);
+  if (!pa.found)
+    return dev_fail(op, &v, CORE_FAILED_PRECONDITION, "attach failed",
+                    "the reserved volume is gone");
+  char err[512];
+  bool fresh = pa.state == NOVACRON__V1__VOLUME__STATE__STATE_CREATING;
+  if (fresh) {
+    core_op_progress(op, 20, "creating the volume");
+    if ((code = core_vm_volumes_materialize(op, v.uid, err, sizeof(err)))) {
+      core_vm_volumes_unmaterialize(op, v.uid, false, false);
+      return dev_fail(op, &v, code, "attach failed", err);
+    }
+    if ((code = core_run_ro(op->c->db, &op->call, pending_tx, &pa)) || !pa.found)
+      return dev_fail(op, &v, code ? code : CORE_INTERNAL, "attach failed", "volume lost");
+  }
+  core_op_progress(op, 60, "attaching the disk");
+  Novacron__V1__VmDisk *d = core_alloc(&op->call, sizeof(*d));
+  if (!d) return core_op_finish(op, CORE_INTERNAL, "out of memory", NULL, NULL);
+  novacron__v1__vm_disk__init(d);
+  d->source_case = NOVACRON__V1__VM_DISK__SOURCE_VOLUME;
+  d->volume = core_strdup(&op->call, pa.name);
+  d->bus = req->disk->bus;
+  d->boot_index = req->disk->boot_index;
+  d->read_only = req->disk->read_only;
+  d->target_device = core_strdup(&op->call, pa.target);
+  hv_disk hd;
+  core_disk_hv(d, pa.path, pa.format, &hd);
+  bool live = false;
+  code = hv_domain_attach_disk(op->c->hv, v.host, v.uid, &hd, &live, err, sizeof(err));
+  if (code) {
+    if (fresh) core_vm_volumes_unmaterialize(op, v.uid, false, false);
+    return dev_fail(op, &v, code, "attach failed", err);
+  }
+  int st = vm_state_now(op, &v);
+  char m[300];
+  snprintf(m, sizeof(m), "volume %s attached as %s%s", pa.name, pa.target,
+           !live && st == S(RUNNING) ? " (the guest sees it after the next start)" : "");
+  dev_apply a = {.uid = v.uid, .ok = true, .add_disk = d, .message = m, .state = st};
+  return core_op_finish(op, CORE_OK, NULL, apply_devices, &a);
+}
+
+static int exec_detach_volume(core_op *op) {
+  const Novacron__V1__DetachVolumeRequest *req = (const void *)op->req;
+  vm_ctx v;
+  if (begin(op, &v, "detaching the volume")) return 0;
+  const char *target = NULL;
+  for (size_t i = 0; i < v.vm->n_disks; i++)
+    if (strcmp(v.vm->disks[i]->volume, req->volume) == 0) target = v.vm->disks[i]->target_device;
+  if (!target) /* gone already (a rerun): nothing left to do */
+    return core_op_finish(op, CORE_OK, NULL, NULL, NULL);
+  char err[512];
+  bool live = false;
+  int code = hv_domain_detach_disk(op->c->hv, v.host, v.uid, target, 30, &live, err, sizeof(err));
+  if (code) return dev_fail(op, &v, code, "detach failed", err);
+  char m[300];
+  snprintf(m, sizeof(m), "volume %s detached from %s", req->volume, target);
+  dev_apply a = {.uid = v.uid,
+                 .ok = true,
+                 .remove_volume = req->volume,
+                 .message = m,
+                 .state = vm_state_now(op, &v)};
+  return core_op_finish(op, CORE_OK, NULL, apply_devices, &a);
+}
+
+typedef struct pending_nic_arg {
+  const char *vm_uid;
+  const Novacron__V1__Vm *vm;
+  char mac[18], network[200], lvnet[140];
+  bool found;
+} pending_nic_arg;
+
+static int pending_nic_tx(store_conn *conn, core_tx *tx) {
+  pending_nic_arg *a = tx->arg;
+  const char *k[] = {a->vm_uid};
+  PGresult *r;
+  int code = core_q(tx, conn, "vm_pending_nics",
+                    "SELECT n.mac::text, 'projects/' || p.project_id || '/networks/' || "
+                    "nw.network_id, p.project_id || '.' || nw.network_id FROM vm_nics n JOIN "
+                    "networks nw ON nw.id = n.network JOIN projects p ON p.id = nw.project WHERE "
+                    "n.vm = $1::uuid",
+                    1, k, &r);
+  if (code) return code;
+  for (int i = 0; i < PQntuples(r) && !a->found; i++) {
+    bool known = false;
+    for (size_t k2 = 0; k2 < a->vm->n_nics; k2++)
+      known |= strcmp(a->vm->nics[k2]->mac, PQgetvalue(r, i, 0)) == 0;
+    if (known) continue;
+    a->found = true;
+    snprintf(a->mac, sizeof(a->mac), "%s", PQgetvalue(r, i, 0));
+    snprintf(a->network, sizeof(a->network), "%s", PQgetvalue(r, i, 1));
+    snprintf(a->lvnet, sizeof(a->lvnet), "%s", PQgetvalue(r, i, 2));
+  }
+  PQclear(r);
+  return CORE_OK;
+}
+
+static int exec_attach_nic(core_op *op) {
+  const Novacron__V1__AttachNicRequest *req = (const void *)op->req;
+  vm_ctx v;
+  if (begin(op, &v, "attaching the NIC")) return 0;
+  pending_nic_arg pa = {.vm_uid = v.uid, .vm = v.vm};
+  int code = core_run_ro(op->c->db, &op->call, pending_nic_tx, &pa);
+  if (code) return core_op_finish(op, code, op->msg, NULL, NULL);
+  if (!pa.found)
+    return dev_fail(op, &v, CORE_FAILED_PRECONDITION, "attach failed", "the reserved NIC is gone");
+  Novacron__V1__VmNic *n = core_alloc(&op->call, sizeof(*n));
+  if (!n) return core_op_finish(op, CORE_INTERNAL, "out of memory", NULL, NULL);
+  novacron__v1__vm_nic__init(n);
+  n->network = core_strdup(&op->call, pa.network);
+  n->mac = core_strdup(&op->call, pa.mac);
+  n->model = req->nic->model;
+  n->boot_index = req->nic->boot_index;
+  hv_nic hn;
+  core_nic_hv(n, pa.lvnet, &hn);
+  char err[512];
+  bool live = false;
+  if ((code = hv_domain_attach_nic(op->c->hv, v.host, v.uid, &hn, &live, err, sizeof(err))))
+    return dev_fail(op, &v, code, "attach failed", err);
+  int st = vm_state_now(op, &v);
+  char m[300];
+  snprintf(m, sizeof(m), "NIC %s on %s attached%s", pa.mac, pa.network,
+           !live && st == S(RUNNING) ? " (the guest sees it after the next start)" : "");
+  dev_apply a = {.uid = v.uid, .ok = true, .add_nic = n, .message = m, .state = st};
+  return core_op_finish(op, CORE_OK, NULL, apply_devices, &a);
+}
+
+static int exec_detach_nic(core_op *op) {
+  const Novacron__V1__DetachNicRequest *req = (const void *)op->req;
+  vm_ctx v;
+  if (begin(op, &v, "detaching the NIC")) return 0;
+  bool have = false;
+  for (size_t i = 0; i < v.vm->n_nics; i++)
+    have |= strcmp(v.vm->nics[i]->mac, req->mac) == 0;
+  if (!have) return core_op_finish(op, CORE_OK, NULL, NULL, NULL);
+  char err[512];
+  bool live = false;
+  int code = hv_domain_detach_nic(op->c->hv, v.host, v.uid, req->mac, 30, &live, err, sizeof(err));
+  if (code) return dev_fail(op, &v, code, "detach failed", err);
+  char m[200];
+  snprintf(m, sizeof(m), "NIC %s detached", req->mac);
+  dev_apply a = {.uid = v.uid,
+                 .ok = true,
+                 .remove_mac = req->mac,
+                 .message = m,
+                 .state = vm_state_now(op, &v)};
+  return core_op_finish(op, CORE_OK, NULL, apply_devices, &a);
 }
 
 #define V(name, Req, fn) \
@@ -856,9 +1209,9 @@ const core_verb core_vm_verbs[] = {
     V("VmService.CreateSnapshot", create_snapshot_request, exec_snapshot),
     V("VmService.RevertSnapshot", revert_snapshot_request, exec_revert),
     V("VmService.DeleteSnapshot", delete_snapshot_request, exec_delete_snapshot),
-    V("VmService.AttachVolume", attach_volume_request, exec_devices),
-    V("VmService.DetachVolume", detach_volume_request, exec_devices),
-    V("VmService.AttachNic", attach_nic_request, exec_devices),
-    V("VmService.DetachNic", detach_nic_request, exec_devices),
+    V("VmService.AttachVolume", attach_volume_request, exec_attach_volume),
+    V("VmService.DetachVolume", detach_volume_request, exec_detach_volume),
+    V("VmService.AttachNic", attach_nic_request, exec_attach_nic),
+    V("VmService.DetachNic", detach_nic_request, exec_detach_nic),
 };
 const size_t core_vm_nverbs = sizeof(core_vm_verbs) / sizeof(core_vm_verbs[0]);

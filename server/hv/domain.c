@@ -32,22 +32,14 @@ static const char *state_name(int state) {
   }
 }
 
-/* A call on one domain: the borrowed connection and the domain. */
-typedef struct dcall {
-  hv_conn c;
-  virDomainPtr dom;
-  int state, reason;
-} dcall;
-
-static void dcall_end(dcall *d) {
+void hv_dcall_end(hv_dcall *d) {
   if (d->dom) virDomainFree(d->dom);
   d->dom = NULL;
   hv_conn_put(&d->c);
 }
 
-/* Borrows the host and finds the domain with its current state. */
-static int dcall_begin(hv *h, const char *host_id, const char *uuid, dcall *d, char *err,
-                       size_t errlen) {
+int hv_dcall_begin(hv *h, const char *host_id, const char *uuid, hv_dcall *d, char *err,
+                   size_t errlen) {
   memset(d, 0, sizeof(*d));
   if (!uuid || !hv_uuid_valid(uuid))
     return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "uuid: not a UUID");
@@ -60,17 +52,17 @@ static int dcall_begin(hv *h, const char *host_id, const char *uuid, dcall *d, c
   } else if (virDomainGetState(d->dom, &d->state, &d->reason, 0) < 0) {
     rc = hv_conn_fail(&d->c, "reading the domain state", err, errlen);
   }
-  if (rc != HV_OK) dcall_end(d);
+  if (rc != HV_OK) hv_dcall_end(d);
   return rc;
 }
 
-static int dcall_fail(dcall *d, const char *what, char *err, size_t errlen) {
+static int dcall_fail(hv_dcall *d, const char *what, char *err, size_t errlen) {
   return hv_conn_fail(&d->c, what, err, errlen);
 }
 
 static bool is_active(int state) { return state != HV_DOM_SHUTOFF && state != HV_DOM_NOSTATE; }
 
-static int wrong_state(const dcall *d, const char *what, char *err, size_t errlen) {
+static int wrong_state(const hv_dcall *d, const char *what, char *err, size_t errlen) {
   return hv_fail(HV_FAILED_PRECONDITION, err, errlen, "cannot %s: the domain is %s", what,
                  state_name(d->state));
 }
@@ -131,8 +123,8 @@ static int undefine_all(virDomainPtr dom) {
 }
 
 int hv_domain_undefine(hv *h, const char *host_id, const char *uuid, char *err, size_t errlen) {
-  dcall d;
-  int rc = dcall_begin(h, host_id, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, host_id, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   int persistent = virDomainIsPersistent(d.dom);
   if (persistent < 0) rc = dcall_fail(&d, "reading the domain", err, errlen);
@@ -141,11 +133,11 @@ int hv_domain_undefine(hv *h, const char *host_id, const char *uuid, char *err, 
     rc = dcall_fail(&d, "stopping the domain", err, errlen);
   if (rc == HV_OK && persistent == 1 && undefine_all(d.dom) < 0)
     rc = dcall_fail(&d, "undefining the domain", err, errlen);
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }
 
-static int fill_info(dcall *d, const hv_domain_spec *spec, hv_domain_info *info, char *err,
+static int fill_info(hv_dcall *d, const hv_domain_spec *spec, hv_domain_info *info, char *err,
                      size_t errlen) {
   memset(info, 0, sizeof(*info));
   virDomainGetUUIDString(d->dom, info->uuid);
@@ -162,8 +154,8 @@ static int fill_info(dcall *d, const hv_domain_spec *spec, hv_domain_info *info,
 
 int hv_domain_get(hv *h, const char *host_id, const char *uuid, hv_domain_spec *out,
                   hv_domain_info *info, char *err, size_t errlen) {
-  dcall d;
-  int rc = dcall_begin(h, host_id, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, host_id, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   char *xml = virDomainGetXMLDesc(d.dom, 0);
   if (!xml) {
@@ -175,7 +167,7 @@ int hv_domain_get(hv *h, const char *host_id, const char *uuid, hv_domain_spec *
     if (rc == HV_OK && info) rc = fill_info(&d, spec, info, err, errlen);
     free(xml);
   }
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }
 
@@ -239,77 +231,77 @@ int hv_domain_list(hv *h, const char *host_id, hv_domain_info **out, int *n, cha
 /* lifecycle                                                               */
 
 int hv_domain_start(hv *h, const char *host_id, const char *uuid, char *err, size_t errlen) {
-  dcall d;
-  int rc = dcall_begin(h, host_id, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, host_id, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   if (is_active(d.state))
     rc = wrong_state(&d, "start", err, errlen);
   else if (virDomainCreate(d.dom) < 0)
     rc = dcall_fail(&d, "starting the domain", err, errlen);
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }
 
 int hv_domain_shutdown(hv *h, const char *host_id, const char *uuid, char *err, size_t errlen) {
-  dcall d;
-  int rc = dcall_begin(h, host_id, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, host_id, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   if (d.state != HV_DOM_RUNNING && d.state != HV_DOM_BLOCKED && d.state != HV_DOM_SHUTDOWN &&
       d.state != HV_DOM_PAUSED)
     rc = wrong_state(&d, "shut down", err, errlen);
   else if (virDomainShutdown(d.dom) < 0)
     rc = dcall_fail(&d, "shutting the domain down", err, errlen);
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }
 
 int hv_domain_destroy(hv *h, const char *host_id, const char *uuid, char *err, size_t errlen) {
-  dcall d;
-  int rc = dcall_begin(h, host_id, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, host_id, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   if (!is_active(d.state))
     rc = wrong_state(&d, "power off", err, errlen);
   else if (virDomainDestroy(d.dom) < 0)
     rc = dcall_fail(&d, "powering the domain off", err, errlen);
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }
 
 int hv_domain_reboot(hv *h, const char *host_id, const char *uuid, bool force, char *err,
                      size_t errlen) {
-  dcall d;
-  int rc = dcall_begin(h, host_id, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, host_id, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   if (d.state != HV_DOM_RUNNING && d.state != HV_DOM_BLOCKED &&
       !(force && d.state == HV_DOM_PAUSED))
     rc = wrong_state(&d, "reboot", err, errlen);
   else if ((force ? virDomainReset(d.dom, 0) : virDomainReboot(d.dom, 0)) < 0)
     rc = dcall_fail(&d, force ? "resetting the domain" : "rebooting the domain", err, errlen);
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }
 
 int hv_domain_suspend(hv *h, const char *host_id, const char *uuid, char *err, size_t errlen) {
-  dcall d;
-  int rc = dcall_begin(h, host_id, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, host_id, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   if (d.state != HV_DOM_RUNNING && d.state != HV_DOM_BLOCKED)
     rc = wrong_state(&d, "suspend", err, errlen);
   else if (virDomainSuspend(d.dom) < 0)
     rc = dcall_fail(&d, "suspending the domain", err, errlen);
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }
 
 int hv_domain_resume(hv *h, const char *host_id, const char *uuid, char *err, size_t errlen) {
-  dcall d;
-  int rc = dcall_begin(h, host_id, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, host_id, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   if (d.state != HV_DOM_PAUSED)
     rc = wrong_state(&d, "resume", err, errlen);
   else if (virDomainResume(d.dom) < 0)
     rc = dcall_fail(&d, "resuming the domain", err, errlen);
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }
 
@@ -317,7 +309,7 @@ int hv_domain_resume(hv *h, const char *host_id, const char *uuid, char *err, si
 /* resources                                                               */
 
 /* The persistent definition's maxima. */
-static int config_max(dcall *d, int *vcpus, int64_t *memory_kib, char *err, size_t errlen) {
+static int config_max(hv_dcall *d, int *vcpus, int64_t *memory_kib, char *err, size_t errlen) {
   int persistent = virDomainIsPersistent(d->dom);
   if (persistent < 0) return dcall_fail(d, "reading the domain", err, errlen);
   if (persistent == 0)
@@ -340,8 +332,8 @@ int hv_domain_set_vcpus(hv *h, const char *host_id, const char *uuid, int vcpus,
                         char *err, size_t errlen) {
   if (vcpus < 1 || vcpus > 4096)
     return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "vcpus: must be 1..4096");
-  dcall d;
-  int rc = dcall_begin(h, host_id, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, host_id, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   int max_vcpus = 0;
   int64_t max_kib = 0;
@@ -357,7 +349,7 @@ int hv_domain_set_vcpus(hv *h, const char *host_id, const char *uuid, int vcpus,
     rc = dcall_fail(&d, "raising the domain's maximum vCPUs", err, errlen);
   if (rc == HV_OK && virDomainSetVcpusFlags(d.dom, (unsigned)vcpus, VIR_DOMAIN_AFFECT_CONFIG) < 0)
     rc = dcall_fail(&d, "setting the domain's vCPUs", err, errlen);
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }
 
@@ -366,8 +358,8 @@ int hv_domain_set_memory(hv *h, const char *host_id, const char *uuid, int64_t m
   if (memory_mib < 1 || memory_mib > ((int64_t)1 << 32))
     return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "memory_mib: out of range");
   unsigned long kib = (unsigned long)memory_mib * 1024;
-  dcall d;
-  int rc = dcall_begin(h, host_id, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, host_id, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   int max_vcpus = 0;
   int64_t max_kib = 0;
@@ -380,7 +372,7 @@ int hv_domain_set_memory(hv *h, const char *host_id, const char *uuid, int64_t m
     rc = dcall_fail(&d, "raising the domain's maximum memory", err, errlen);
   if (rc == HV_OK && virDomainSetMemoryFlags(d.dom, kib, VIR_DOMAIN_AFFECT_CONFIG) < 0)
     rc = dcall_fail(&d, "setting the domain's memory", err, errlen);
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }
 
@@ -421,7 +413,7 @@ static uint64_t nonneg(long long v) { return v < 0 ? 0 : (uint64_t)v; }
 
 /* Per-device counters the bulk call did not report (the test driver
  * reports only the state there): ask each device. */
-static void stats_fallback(dcall *d, const hv_domain_spec *spec, bool have_cpu, bool have_nets,
+static void stats_fallback(hv_dcall *d, const hv_domain_spec *spec, bool have_cpu, bool have_nets,
                            bool have_blocks, hv_stats *out) {
   if (!have_cpu) {
     virDomainInfo di;
@@ -467,12 +459,12 @@ static void stats_fallback(dcall *d, const hv_domain_spec *spec, bool have_cpu, 
 int hv_domain_stats(hv *h, const char *host_id, const char *uuid, hv_stats *out, char *err,
                     size_t errlen) {
   memset(out, 0, sizeof(*out));
-  dcall d;
-  int rc = dcall_begin(h, host_id, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, host_id, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   if (!is_active(d.state)) {
     rc = wrong_state(&d, "read statistics", err, errlen);
-    dcall_end(&d);
+    hv_dcall_end(&d);
     return rc;
   }
   /* The live XML maps interface targets to MACs and feeds the fallback. */
@@ -546,7 +538,7 @@ int hv_domain_stats(hv *h, const char *host_id, const char *uuid, hv_stats *out,
   }
   if (records) virDomainStatsRecordListFree(records);
   free(spec);
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }
 
@@ -560,7 +552,7 @@ static bool snap_name_ok(const char *snap) {
   return true;
 }
 
-static int snapshot_lookup(dcall *d, const char *snap, virDomainSnapshotPtr *out, char *err,
+static int snapshot_lookup(hv_dcall *d, const char *snap, virDomainSnapshotPtr *out, char *err,
                            size_t errlen) {
   *out = virDomainSnapshotLookupByName(d->dom, snap, 0);
   if (*out) return HV_OK;
@@ -598,8 +590,8 @@ int hv_snapshot_create(hv *h, const char *host_id, const char *uuid, const char 
     return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "snapshot name: invalid");
   if (description && strlen(description) > 4096)
     return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "snapshot description: too long");
-  dcall d;
-  int rc = dcall_begin(h, host_id, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, host_id, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   virDomainSnapshotPtr existing = virDomainSnapshotLookupByName(d.dom, snap, 0);
   if (existing) {
@@ -658,7 +650,7 @@ int hv_snapshot_create(hv *h, const char *host_id, const char *uuid, const char 
   free(xml);
   free(domxml);
   free(spec);
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }
 
@@ -666,8 +658,8 @@ int hv_snapshot_revert(hv *h, const char *host_id, const char *uuid, const char 
                        size_t errlen) {
   if (!snap_name_ok(snap))
     return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "snapshot name: invalid");
-  dcall d;
-  int rc = dcall_begin(h, host_id, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, host_id, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   virDomainSnapshotPtr s = NULL;
   rc = snapshot_lookup(&d, snap, &s, err, errlen);
@@ -696,7 +688,7 @@ int hv_snapshot_revert(hv *h, const char *host_id, const char *uuid, const char 
       virResetLastError();
   }
   if (s) virDomainSnapshotFree(s);
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }
 
@@ -704,8 +696,8 @@ int hv_snapshot_delete(hv *h, const char *host_id, const char *uuid, const char 
                        bool children, char *err, size_t errlen) {
   if (!snap_name_ok(snap))
     return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "snapshot name: invalid");
-  dcall d;
-  int rc = dcall_begin(h, host_id, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, host_id, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   virDomainSnapshotPtr s = NULL;
   rc = snapshot_lookup(&d, snap, &s, err, errlen);
@@ -728,7 +720,7 @@ int hv_snapshot_delete(hv *h, const char *host_id, const char *uuid, const char 
     if (r < 0) rc = dcall_fail(&d, "deleting the snapshot", err, errlen);
   }
   if (s) virDomainSnapshotFree(s);
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }
 
@@ -738,7 +730,7 @@ int hv_snapshot_delete(hv *h, const char *host_id, const char *uuid, const char 
 /* Offline: define the inactive definition on dst, then undefine on src;
  * if define fails nothing changed, if undefine fails dst is rolled back.
  * Snapshot metadata stays behind (it is removed with the source). */
-static int migrate_offline(dcall *d, hv_conn *dst, const char *uuid, char *err, size_t errlen) {
+static int migrate_offline(hv_dcall *d, hv_conn *dst, const char *uuid, char *err, size_t errlen) {
   char *xml = virDomainGetXMLDesc(d->dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
   if (!xml) return dcall_fail(d, "reading the domain XML", err, errlen);
   int rc = HV_OK;
@@ -758,7 +750,7 @@ static int migrate_offline(dcall *d, hv_conn *dst, const char *uuid, char *err, 
 }
 
 /* Through libvirt's migration: live, or paused first when not live. */
-static int migrate_running(dcall *d, hv_conn *dst, bool live, char *err, size_t errlen) {
+static int migrate_running(hv_dcall *d, hv_conn *dst, bool live, char *err, size_t errlen) {
   int persistent = virDomainIsPersistent(d->dom);
   if (persistent < 0) return dcall_fail(d, "reading the domain", err, errlen);
   unsigned flags = VIR_MIGRATE_PERSIST_DEST | (persistent ? VIR_MIGRATE_UNDEFINE_SOURCE : 0);
@@ -791,13 +783,13 @@ int hv_domain_migrate(hv *h, const char *src, const char *dst, const char *uuid,
   if (!src || !dst || strcmp(src, dst) == 0)
     return hv_fail(HV_INVALID_ARGUMENT, err, errlen,
                    "source and destination must be two different hosts");
-  dcall d;
-  int rc = dcall_begin(h, src, uuid, &d, err, errlen);
+  hv_dcall d;
+  int rc = hv_dcall_begin(h, src, uuid, &d, err, errlen);
   if (rc != HV_OK) return rc;
   hv_conn to;
   rc = hv_conn_get(h, dst, &to, err, errlen);
   if (rc != HV_OK) {
-    dcall_end(&d);
+    hv_dcall_end(&d);
     return rc;
   }
   virDomainPtr there = virDomainLookupByUUIDString(to.conn, uuid);
@@ -815,6 +807,6 @@ int hv_domain_migrate(hv *h, const char *src, const char *dst, const char *uuid,
     nc_log(NC_LOG_INFO, "domain migrated", LKV_S("uuid", uuid), LKV_S("from", src),
            LKV_S("to", dst), LKV_B("live", live && is_active(d.state)));
   hv_conn_put(&to);
-  dcall_end(&d);
+  hv_dcall_end(&d);
   return rc;
 }

@@ -613,6 +613,23 @@ int hv_conn_fail(hv_conn *c, const char *what, char *err, size_t errlen) {
   return code;
 }
 
+int hv_conn_fail_op(hv_conn *c, const char *what, char *err, size_t errlen) {
+  virErrorPtr e = virGetLastError();
+  bool host_call = e && e->code == VIR_ERR_SYSTEM_ERROR && e->domain != VIR_FROM_RPC &&
+                   e->domain != VIR_FROM_REMOTE;
+  int code = hv_conn_fail(c, what, err, errlen);
+  if (code == HV_UNAVAILABLE && host_call && c->conn && virConnectIsAlive(c->conn) == 1)
+    code = HV_INTERNAL;
+  return code;
+}
+
+bool hv_virerr_unsupported(void) {
+  int code = hv_virerr_code();
+  return code == VIR_ERR_NO_SUPPORT || code == VIR_ERR_OPERATION_UNSUPPORTED;
+}
+
+bool hv_conn_is_test(const hv_conn *c) { return strcmp(c->info.hypervisor_type, "TEST") == 0; }
+
 /* Closes a host taken out of the table and drops the table's reference;
  * calls in flight keep their own. */
 static void host_retire(hv_host *host) {

@@ -241,4 +241,230 @@ int hv_snapshot_delete(hv *h, const char *host_id, const char *uuid, const char 
 int hv_domain_migrate(hv *h, const char *src, const char *dst, const char *uuid, bool live,
                       char *err, size_t errlen);
 
+/* ================= devices of a domain ================= */
+
+/* Adds a disk / NIC to a domain's persistent definition and, when the
+ * domain is running, hot-plugs it (virDomainAttachDeviceFlags with
+ * AFFECT_CONFIG | AFFECT_LIVE). A driver that cannot hot-plug (the test
+ * driver, a SATA disk) still gets the persistent change: *live is then
+ * false and the device appears at the next start. Idempotent: a disk whose
+ * target already holds the same path, a NIC whose MAC is already there,
+ * answer OK; a target holding another path is ALREADY_EXISTS. The disk XML
+ * is built like hv_domain_xml's (libxml2), and the disk's `volume` is
+ * recorded in NovaCron's metadata as hv_domain_xml records it.
+ * Test driver (no virDomainAttachDeviceFlags/DetachDeviceFlags): the
+ * persistent definition is edited and defined again; *live is false. */
+int hv_domain_attach_disk(hv *h, const char *host_id, const char *uuid, const hv_disk *disk,
+                          bool *live, char *err, size_t errlen);
+int hv_domain_attach_nic(hv *h, const char *host_id, const char *uuid, const hv_nic *nic,
+                         bool *live, char *err, size_t errlen);
+/* Removes the disk with guest `target` / the NIC with `mac` from the
+ * persistent definition and, when running, hot-unplugs it, waiting up to
+ * `timeout_s` for the guest to release it (DEADLINE_EXCEEDED then; the
+ * persistent change stays). Absent already: OK. *live as for attach: true
+ * when the running domain let the device go. A guest that does not answer
+ * PCI unplug requests (no OS, no ACPI hotplug) never releases a virtio
+ * disk or NIC. */
+int hv_domain_detach_disk(hv *h, const char *host_id, const char *uuid, const char *target,
+                          int timeout_s, bool *live, char *err, size_t errlen);
+int hv_domain_detach_nic(hv *h, const char *host_id, const char *uuid, const char *mac,
+                         int timeout_s, bool *live, char *err, size_t errlen);
+/* Grows the disk `target` of a running domain (virDomainBlockResize,
+ * bytes) so the guest sees the new size; qemu resizes the image itself,
+ * so hv_vol_resize is for volumes no running domain uses (qemu holds a
+ * write lock on them). FAILED_PRECONDITION when the domain is not running,
+ * NOT_FOUND when it has no disk `target`. Test driver (no block resize, no
+ * guest): OK without effect. */
+int hv_domain_block_resize(hv *h, const char *host_id, const char *uuid, const char *target,
+                           int64_t bytes, char *err, size_t errlen);
+
+/* ================= storage pools and volumes ================= */
+
+enum { HV_POOL_DIR = 1, HV_POOL_LOGICAL = 2, HV_POOL_NETFS = 3 };
+#define HV_MAX_POOL_DEVICES 16
+
+typedef struct hv_pool_spec {
+  char name[64]; /* libvirt pool name (NovaCron's pool id) */
+  char uuid[37]; /* the pool uid; also the libvirt pool UUID */
+  int type;      /* HV_POOL_* */
+  char target_path[512];
+  int ndevices; /* logical: physical volumes the volume group is built on */
+  char devices[HV_MAX_POOL_DEVICES][256];
+  char source_host[256];   /* netfs */
+  char source_export[512]; /* netfs */
+  bool autostart;
+} hv_pool_spec;
+
+typedef struct hv_pool_info {
+  bool active;
+  bool autostart;
+  int64_t capacity, allocation, available; /* bytes */
+} hv_pool_info;
+
+typedef struct hv_vol_info {
+  char path[512];   /* the volume's path on the host (what a domain disk uses) */
+  char format[8];   /* "qcow2", "raw" */
+  int64_t capacity; /* virtual size, bytes */
+  int64_t allocation;
+} hv_vol_info;
+
+/* Pool XML from a spec (libxml2); malloc'ed, NULL on failure. */
+char *hv_pool_xml(const hv_pool_spec *spec, char *err, size_t errlen);
+/* Defines (by UUID), builds (dir/netfs: the target directory; logical with
+ * devices: the volume group, never over a device holding data), starts
+ * and sets autostart. Converges: a pool with this UUID that is already
+ * defined/built/active is completed, not failed (its definition is kept:
+ * a pool is not redefined). ALREADY_EXISTS when another pool on the host
+ * has the name or the target path. A volume's path is the target path,
+ * '/', the volume name (logical: /dev/<pool name>/<volume name>). */
+int hv_pool_create(hv *h, const char *host_id, const hv_pool_spec *spec, hv_pool_info *info,
+                   char *err, size_t errlen);
+/* Stops (when active), deletes the underlying storage when
+ * `delete_storage` (dir: the directory, which must then be empty of
+ * foreign files; logical: the volume group; netfs: ignored) and undefines.
+ * NOT_FOUND when no pool has the UUID. */
+int hv_pool_delete(hv *h, const char *host_id, const char *uuid, bool delete_storage, char *err,
+                   size_t errlen);
+/* Capacity figures and state; `refresh` rescans first
+ * (virStoragePoolRefresh, active pools only). NOT_FOUND when unknown. */
+int hv_pool_info_get(hv *h, const char *host_id, const char *uuid, bool refresh, hv_pool_info *info,
+                     char *err, size_t errlen);
+/* Starts a defined, inactive pool (no-op when active). */
+int hv_pool_start(hv *h, const char *host_id, const char *uuid, char *err, size_t errlen);
+
+/* Creates a blank volume `name` of `capacity` bytes in pool `pool_uuid`
+ * (format "qcow2": thin, allocation 0; "raw": fully allocated). When a
+ * volume of that name exists already, answers ALREADY_EXISTS with *info
+ * filled (so a retried create converges). FAILED_PRECONDITION when the
+ * pool is inactive (for every volume call). */
+int hv_vol_create(hv *h, const char *host_id, const char *pool_uuid, const char *name,
+                  const char *format, int64_t capacity, hv_vol_info *info, char *err,
+                  size_t errlen);
+/* Creates `name` in `pool_uuid` as a copy of volume `src_name` of pool
+ * `src_pool_uuid` on the same host (virStorageVolCreateXMLFrom: converts
+ * between qcow2 and raw), growing it to `capacity` when that is larger
+ * than the source (0: the source's size). ALREADY_EXISTS as for create.
+ * Test driver (which finds a source only in the new volume's own pool, and
+ * whose volumes hold no data): a source in another pool gives a blank
+ * volume of the same size. */
+int hv_vol_clone(hv *h, const char *host_id, const char *pool_uuid, const char *name,
+                 const char *format, int64_t capacity, const char *src_pool_uuid,
+                 const char *src_name, hv_vol_info *info, char *err, size_t errlen);
+/* Copies a volume between two hosts: creates `name` in `pool_uuid` on
+ * `host_id` and streams the source's content (virStorageVolDownload /
+ * virStorageVolUpload), then grows it to `capacity` when larger. The bytes
+ * of the volume file travel as they are: INVALID_ARGUMENT when `format`
+ * differs from the source's, FAILED_PRECONDITION when the source has a
+ * backing file. A failed copy deletes what it created. UNIMPLEMENTED when
+ * a driver cannot stream (the test driver). The same host on both sides
+ * is hv_vol_clone. */
+int hv_vol_copy(hv *h, const char *host_id, const char *pool_uuid, const char *name,
+                const char *format, int64_t capacity, const char *src_host_id,
+                const char *src_pool_uuid, const char *src_name, hv_vol_info *info, char *err,
+                size_t errlen);
+/* Creates `name` from the image file `image_path` on the host (qcow2 or
+ * raw, detected by libvirt; converted to `format`), through a transient
+ * dir pool "nc-import-<hash of the directory>" over the image's directory
+ * (or the active pool already there; FAILED_PRECONDITION when a stopped
+ * pool has it), removed afterwards. `capacity` 0 keeps the image's
+ * virtual size, larger grows it. NOT_FOUND when there is no such image;
+ * INVALID_ARGUMENT when the path is not absolute, has "." or ".."
+ * components, or the image has a backing file. */
+int hv_vol_import(hv *h, const char *host_id, const char *pool_uuid, const char *name,
+                  const char *format, int64_t capacity, const char *image_path, hv_vol_info *info,
+                  char *err, size_t errlen);
+/* Changes the virtual size (virStorageVolResize; SHRINK when smaller).
+ * Test driver (no virStorageVolResize; its volumes hold no data): the
+ * volume is deleted and created again at the new size, same format. */
+int hv_vol_resize(hv *h, const char *host_id, const char *pool_uuid, const char *name,
+                  int64_t capacity, char *err, size_t errlen);
+/* Deletes a volume, overwriting it with zeros first when `wipe`. NOT_FOUND
+ * when it is gone already. Test driver (no virStorageVolWipe, no data):
+ * the wipe is skipped. */
+int hv_vol_delete(hv *h, const char *host_id, const char *pool_uuid, const char *name, bool wipe,
+                  char *err, size_t errlen);
+int hv_vol_info_get(hv *h, const char *host_id, const char *pool_uuid, const char *name,
+                    hv_vol_info *info, char *err, size_t errlen);
+
+/* ================= virtual networks ================= */
+
+enum { HV_NET_NAT = 1, HV_NET_ISOLATED = 2, HV_NET_ROUTED = 3, HV_NET_BRIDGE = 4 };
+
+typedef struct hv_net_host {
+  char mac[18];
+  char ip[16];
+  char hostname[64];
+} hv_net_host;
+
+typedef struct hv_net_spec {
+  char name[130]; /* libvirt network name: "{project}.{network}" */
+  char uuid[37];  /* the network uid; also the libvirt network UUID */
+  int mode;       /* HV_NET_* */
+  /* NAT/ISOLATED/ROUTED: the bridge to create ("": libvirt names it);
+   * BRIDGE: the host bridge */
+  char bridge[16];
+  bool openvswitch; /* BRIDGE: the host bridge is an Open vSwitch bridge */
+  int vlan_id;      /* 0: untagged (BRIDGE on Open vSwitch only) */
+  int mtu;          /* 0: default */
+  /* The host's IPv4 address on the subnet ("": none). BRIDGE networks take
+   * addresses and MTU from the host bridge: gateway, DHCP, IPv6 and mtu
+   * are ignored (libvirt refuses them). */
+  char gateway[16];
+  int prefix; /* IPv4 prefix length */
+  char ipv6_gateway[46];
+  int ipv6_prefix;                   /* 0: no IPv6 */
+  char dhcp_start[16], dhcp_end[16]; /* "" = no DHCP */
+  int nhosts;
+  const hv_net_host *hosts; /* static DHCP reservations */
+  bool autostart;
+} hv_net_spec;
+
+typedef struct hv_lease {
+  char mac[18];
+  char ip[46];
+  char hostname[64];
+  char client_id[128];
+  int64_t expiry; /* seconds since the epoch */
+} hv_lease;
+
+/* A network defined on a host, as the overlap check needs it. */
+typedef struct hv_net_summary {
+  char name[256];
+  char uuid[37];
+  char ipv4[16]; /* "" when it has no IPv4 address */
+  int prefix;
+  char bridge[16];
+} hv_net_summary;
+
+/* Network XML from a spec (libxml2); malloc'ed, NULL on failure. */
+char *hv_network_xml(const hv_net_spec *spec, char *err, size_t errlen);
+/* Defines (by UUID; redefines when it exists) and starts the network, and
+ * sets autostart. Converges like hv_pool_create. ALREADY_EXISTS when
+ * another network on the host has the name. */
+int hv_net_create(hv *h, const char *host_id, const hv_net_spec *spec, char *err, size_t errlen);
+/* Replaces the persistent definition; when the network is active and
+ * `restart`, stops and starts it so the change takes effect (connected
+ * guests lose their link until libvirt reconnects them). */
+int hv_net_redefine(hv *h, const char *host_id, const hv_net_spec *spec, bool restart, char *err,
+                    size_t errlen);
+/* Stops and undefines. NOT_FOUND when no network has the UUID. */
+int hv_net_delete(hv *h, const char *host_id, const char *uuid, char *err, size_t errlen);
+int hv_net_info(hv *h, const char *host_id, const char *uuid, bool *active, bool *autostart,
+                char bridge[16], char *err, size_t errlen);
+/* Adds / removes a static DHCP host (virNetworkUpdate, IP_DHCP_HOST, live
+ * and config when active). Idempotent: adding the same MAC and IP again,
+ * or removing a MAC that is not there, answers OK. ALREADY_EXISTS when the
+ * MAC has another IP, or the IP another MAC. */
+int hv_net_host_add(hv *h, const char *host_id, const char *uuid, const hv_net_host *host,
+                    char *err, size_t errlen);
+int hv_net_host_remove(hv *h, const char *host_id, const char *uuid, const char *mac, char *err,
+                       size_t errlen);
+/* The current leases (virNetworkGetDHCPLeases); *out is malloc'ed. Test
+ * driver (no DHCP server): OK with no leases. */
+int hv_net_leases(hv *h, const char *host_id, const char *uuid, hv_lease **out, int *n, char *err,
+                  size_t errlen);
+/* Every network on the host (ours and others) with its IPv4 subnet: the
+ * first IPv4 address, its prefix from prefix= or netmask=. */
+int hv_net_list(hv *h, const char *host_id, hv_net_summary **out, int *n, char *err, size_t errlen);
+
 #endif

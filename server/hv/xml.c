@@ -1,17 +1,22 @@
 /*
  * xml.c - libvirt XML documents with libxml2: the domain document built
- * from a spec and parsed back, the snapshot document, and what hv.c reads
- * from capabilities and metadata.
+ * from a spec and parsed back, single devices and the edits device.c
+ * makes to a definition, the snapshot document, pool, volume and network
+ * documents, and what the other files read from capabilities, metadata,
+ * pools, volumes and networks.
  *
  * Documents are built with the tree API only (xmlNewTextChild/xmlNewProp
  * escape text and attributes) and parsed without network access or
  * entity substitution. Nothing here talks to libvirt.
  */
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -90,6 +95,40 @@ static char *xb_dump(xmlDocPtr doc) {
   return out;
 }
 
+/* One element of a document (a device, a host entry) as a malloc'ed
+ * string, formatted like xb_dump. */
+static char *xb_dump_node(xmlNodePtr node) {
+  xmlBufferPtr buf = xmlBufferCreate();
+  if (!buf) return NULL;
+  char *out = NULL;
+  xmlSaveCtxtPtr save = xmlSaveToBuffer(buf, "UTF-8", XML_SAVE_FORMAT | XML_SAVE_NO_DECL);
+  if (save) {
+    long rc = xmlSaveTree(save, node);
+    if (xmlSaveClose(save) >= 0 && rc >= 0) out = strdup((const char *)xmlBufferContent(buf));
+  }
+  xmlBufferFree(buf);
+  return out;
+}
+
+/* A new document whose root element is `name`; NULL when out of memory. */
+static xmlNodePtr xb_new_doc(const char *name, xmlDocPtr *doc) {
+  *doc = xmlNewDoc(BAD_CAST "1.0");
+  xmlNodePtr root = *doc ? xmlNewDocNode(*doc, NULL, BAD_CAST name, NULL) : NULL;
+  if (root) xmlDocSetRootElement(*doc, root);
+  return root;
+}
+
+/* Dumps the document `doc` (or only `node` of it) and frees it; NULL with
+ * err set when building failed. */
+static char *xb_finish(xb *b, xmlDocPtr doc, xmlNodePtr node, const char *what, char *err,
+                       size_t errlen) {
+  char *out = NULL;
+  if (doc && !b->failed) out = node ? xb_dump_node(node) : xb_dump(doc);
+  xmlFreeDoc(doc);
+  if (!out) hv_fail(HV_INTERNAL, err, errlen, "out of memory building the %s XML", what);
+  return out;
+}
+
 /* A string field of a spec: terminated within its array, valid UTF-8,
  * no control characters (XML 1.0 cannot carry them). */
 static bool field_ok(const char *s, size_t size) {
@@ -102,6 +141,8 @@ static bool field_ok(const char *s, size_t size) {
 
 #define FIELD_OK(f) field_ok((f), sizeof(f))
 
+bool hv_text_ok(const char *s, size_t max) { return s && field_ok(s, max + 1); }
+
 static bool mac_ok(const char *mac) {
   if (strnlen(mac, 18) != 17) return false;
   for (int i = 0; i < 17; i++) {
@@ -111,6 +152,37 @@ static bool mac_ok(const char *mac) {
       return false;
   }
   return true;
+}
+
+bool hv_mac_ok(const char *mac) { return mac && mac_ok(mac); }
+
+/* One disk of a spec; `label` names it in messages ("disks[1]", "disk"). */
+static int check_disk(const hv_disk *d, const char *label, char *err, size_t errlen) {
+  if (!FIELD_OK(d->path) || d->path[0] != '/')
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "%s.path: absolute path required", label);
+  if (!FIELD_OK(d->format) || (strcmp(d->format, "qcow2") != 0 && strcmp(d->format, "raw")))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "%s.format: qcow2 or raw", label);
+  if (d->bus != HV_BUS_VIRTIO && d->bus != HV_BUS_SATA && d->bus != HV_BUS_SCSI)
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "%s.bus: unknown", label);
+  if (!FIELD_OK(d->target) || !d->target[0])
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "%s.target: required", label);
+  if (!FIELD_OK(d->volume))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "%s.volume: invalid text", label);
+  if (d->boot_index < 0)
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "%s.boot_index: negative", label);
+  return HV_OK;
+}
+
+static int check_nic(const hv_nic *n, const char *label, char *err, size_t errlen) {
+  if (!mac_ok(n->mac))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "%s.mac: not a MAC address", label);
+  if (n->model != HV_NIC_VIRTIO && n->model != HV_NIC_E1000)
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "%s.model: unknown", label);
+  if (!FIELD_OK(n->network) || !n->network[0])
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "%s.network: required", label);
+  if (n->boot_index < 0)
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "%s.boot_index: negative", label);
+  return HV_OK;
 }
 
 static int check_spec(const hv_domain_spec *s, char *err, size_t errlen) {
@@ -137,33 +209,19 @@ static int check_spec(const hv_domain_spec *s, char *err, size_t errlen) {
   if (s->nnics < 0 || s->nnics > HV_MAX_NICS)
     return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "nics: at most %d", HV_MAX_NICS);
   for (int i = 0; i < s->ndisks; i++) {
-    const hv_disk *d = &s->disks[i];
-    if (!FIELD_OK(d->path) || d->path[0] != '/')
-      return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "disks[%d].path: absolute path required", i);
-    if (!FIELD_OK(d->format) || (strcmp(d->format, "qcow2") != 0 && strcmp(d->format, "raw")))
-      return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "disks[%d].format: qcow2 or raw", i);
-    if (d->bus != HV_BUS_VIRTIO && d->bus != HV_BUS_SATA && d->bus != HV_BUS_SCSI)
-      return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "disks[%d].bus: unknown", i);
-    if (!FIELD_OK(d->target) || !d->target[0])
-      return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "disks[%d].target: required", i);
-    if (!FIELD_OK(d->volume))
-      return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "disks[%d].volume: invalid text", i);
-    if (d->boot_index < 0)
-      return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "disks[%d].boot_index: negative", i);
+    char label[24];
+    snprintf(label, sizeof(label), "disks[%d]", i);
+    int rc = check_disk(&s->disks[i], label, err, errlen);
+    if (rc != HV_OK) return rc;
     for (int j = 0; j < i; j++)
-      if (strcmp(s->disks[j].target, d->target) == 0)
+      if (strcmp(s->disks[j].target, s->disks[i].target) == 0)
         return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "disks[%d].target: duplicate", i);
   }
   for (int i = 0; i < s->nnics; i++) {
-    const hv_nic *n = &s->nics[i];
-    if (!mac_ok(n->mac))
-      return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "nics[%d].mac: not a MAC address", i);
-    if (n->model != HV_NIC_VIRTIO && n->model != HV_NIC_E1000)
-      return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "nics[%d].model: unknown", i);
-    if (!FIELD_OK(n->network) || !n->network[0])
-      return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "nics[%d].network: required", i);
-    if (n->boot_index < 0)
-      return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "nics[%d].boot_index: negative", i);
+    char label[24];
+    snprintf(label, sizeof(label), "nics[%d]", i);
+    int rc = check_nic(&s->nics[i], label, err, errlen);
+    if (rc != HV_OK) return rc;
   }
   return HV_OK;
 }
@@ -174,6 +232,33 @@ static const char *bus_name(int bus) {
   case HV_BUS_SCSI: return "scsi";
   default: return "virtio";
   }
+}
+
+/* <disk type='file' device='disk'> with its driver, source, target, and
+ * readonly and boot order when set. */
+static void add_disk(xb *b, xmlNodePtr devices, const hv_disk *d) {
+  xmlNodePtr disk = xb_el(b, devices, "disk", NULL);
+  xb_attr(b, disk, "type", "file");
+  xb_attr(b, disk, "device", "disk");
+  xmlNodePtr driver = xb_el(b, disk, "driver", NULL);
+  xb_attr(b, driver, "name", "qemu");
+  xb_attr(b, driver, "type", d->format);
+  xb_attr(b, xb_el(b, disk, "source", NULL), "file", d->path);
+  xmlNodePtr target = xb_el(b, disk, "target", NULL);
+  xb_attr(b, target, "dev", d->target);
+  xb_attr(b, target, "bus", bus_name(d->bus));
+  if (d->read_only) xb_el(b, disk, "readonly", NULL);
+  if (d->boot_index > 0) xb_attr_ll(b, xb_el(b, disk, "boot", NULL), "order", d->boot_index);
+}
+
+/* <interface type='network'> with its MAC, network, model and boot order. */
+static void add_nic(xb *b, xmlNodePtr devices, const hv_nic *n) {
+  xmlNodePtr nic = xb_el(b, devices, "interface", NULL);
+  xb_attr(b, nic, "type", "network");
+  xb_attr(b, xb_el(b, nic, "mac", NULL), "address", n->mac);
+  xb_attr(b, xb_el(b, nic, "source", NULL), "network", n->network);
+  xb_attr(b, xb_el(b, nic, "model", NULL), "type", n->model == HV_NIC_E1000 ? "e1000" : "virtio");
+  if (n->boot_index > 0) xb_attr_ll(b, xb_el(b, nic, "boot", NULL), "order", n->boot_index);
 }
 
 char *hv_domain_xml(const hv_domain_spec *spec, const hv_host_info *host, char *err,
@@ -241,31 +326,10 @@ char *hv_domain_xml(const hv_domain_spec *spec, const hv_host_info *host, char *
   xb_el(&b, root, "on_crash", "destroy");
 
   xmlNodePtr devices = xb_el(&b, root, "devices", NULL);
-  for (int i = 0; i < spec->ndisks; i++) {
-    const hv_disk *d = &spec->disks[i];
-    xmlNodePtr disk = xb_el(&b, devices, "disk", NULL);
-    xb_attr(&b, disk, "type", "file");
-    xb_attr(&b, disk, "device", "disk");
-    xmlNodePtr driver = xb_el(&b, disk, "driver", NULL);
-    xb_attr(&b, driver, "name", "qemu");
-    xb_attr(&b, driver, "type", d->format);
-    xb_attr(&b, xb_el(&b, disk, "source", NULL), "file", d->path);
-    xmlNodePtr target = xb_el(&b, disk, "target", NULL);
-    xb_attr(&b, target, "dev", d->target);
-    xb_attr(&b, target, "bus", bus_name(d->bus));
-    if (d->read_only) xb_el(&b, disk, "readonly", NULL);
-    if (d->boot_index > 0) xb_attr_ll(&b, xb_el(&b, disk, "boot", NULL), "order", d->boot_index);
-  }
-  for (int i = 0; i < spec->nnics; i++) {
-    const hv_nic *n = &spec->nics[i];
-    xmlNodePtr nic = xb_el(&b, devices, "interface", NULL);
-    xb_attr(&b, nic, "type", "network");
-    xb_attr(&b, xb_el(&b, nic, "mac", NULL), "address", n->mac);
-    xb_attr(&b, xb_el(&b, nic, "source", NULL), "network", n->network);
-    xb_attr(&b, xb_el(&b, nic, "model", NULL), "type",
-            n->model == HV_NIC_E1000 ? "e1000" : "virtio");
-    if (n->boot_index > 0) xb_attr_ll(&b, xb_el(&b, nic, "boot", NULL), "order", n->boot_index);
-  }
+  for (int i = 0; i < spec->ndisks; i++)
+    add_disk(&b, devices, &spec->disks[i]);
+  for (int i = 0; i < spec->nnics; i++)
+    add_nic(&b, devices, &spec->nics[i]);
   xmlNodePtr serial = xb_el(&b, devices, "serial", NULL);
   xb_attr(&b, serial, "type", "pty");
   xb_attr(&b, xb_el(&b, serial, "target", NULL), "port", "0");
@@ -570,4 +634,561 @@ bool hv_xml_snapshot_is_metadata_only(const char *snapshot_xml) {
   xmlXPathFreeContext(ctx);
   xmlFreeDoc(doc);
   return only;
+}
+
+/* ---------------------------------------------------------------------- */
+/* devices of a domain                                                     */
+
+/* A parsed document with its XPath context. */
+typedef struct xdoc {
+  xmlDocPtr doc;
+  xmlNodePtr root;
+  xmlXPathContextPtr ctx;
+} xdoc;
+
+static void xdoc_close(xdoc *x) {
+  xmlXPathFreeContext(x->ctx);
+  xmlFreeDoc(x->doc);
+  memset(x, 0, sizeof(*x));
+}
+
+/* Parses `xml`; false (nothing to close) unless its root element is
+ * `root` without a namespace. */
+static bool xdoc_open(xdoc *x, const char *xml, const char *root) {
+  memset(x, 0, sizeof(*x));
+  if (!xml) return false;
+  x->doc = parse_doc(xml);
+  x->root = x->doc ? xmlDocGetRootElement(x->doc) : NULL;
+  if (x->root && !x->root->ns && xmlStrcmp(x->root->name, BAD_CAST root) == 0)
+    x->ctx = xmlXPathNewContext(x->doc);
+  if (!x->ctx) {
+    xdoc_close(x);
+    return false;
+  }
+  return true;
+}
+
+char *hv_xml_disk(const hv_disk *disk, char *err, size_t errlen) {
+  if (check_disk(disk, "disk", err, errlen) != HV_OK) return NULL;
+  hv_xml_init();
+  xb b = {false};
+  xmlDocPtr doc;
+  xmlNodePtr devices = xb_new_doc("devices", &doc);
+  add_disk(&b, devices, disk);
+  return xb_finish(&b, doc, devices ? devices->children : NULL, "disk", err, errlen);
+}
+
+char *hv_xml_nic(const hv_nic *nic, char *err, size_t errlen) {
+  if (check_nic(nic, "nic", err, errlen) != HV_OK) return NULL;
+  hv_xml_init();
+  xb b = {false};
+  xmlDocPtr doc;
+  xmlNodePtr devices = xb_new_doc("devices", &doc);
+  add_nic(&b, devices, nic);
+  return xb_finish(&b, doc, devices ? devices->children : NULL, "interface", err, errlen);
+}
+
+/* The <disk> with guest target `key`, or the <interface> with MAC `key`
+ * (in any case), among a domain document's devices; NULL when absent. */
+static xmlNodePtr find_device(xdoc *x, int kind, const char *key) {
+  bool disk = kind == HV_XML_DISK;
+  xmlXPathObjectPtr set = xp_nodes(x->ctx, x->root, disk ? "devices/disk" : "devices/interface");
+  xmlNodePtr found = NULL;
+  for (int i = 0; set && !found && i < set->nodesetval->nodeNr; i++) {
+    xmlNodePtr n = set->nodesetval->nodeTab[i];
+    char value[64];
+    xp_str(x->ctx, n, disk ? "string(target/@dev)" : "string(mac/@address)", value, sizeof(value));
+    if (disk ? strcmp(value, key) == 0 : strcasecmp(value, key) == 0) found = n;
+  }
+  xmlXPathFreeObject(set);
+  return found;
+}
+
+int hv_xml_domain_device(const char *domain_xml, int kind, const char *key, char **element,
+                         char *source, size_t size) {
+  *element = NULL;
+  if (source && size) source[0] = '\0';
+  xdoc x;
+  if (!xdoc_open(&x, domain_xml, "domain")) return HV_INVALID_ARGUMENT;
+  xmlNodePtr n = find_device(&x, kind, key);
+  int rc = HV_NOT_FOUND;
+  if (n) {
+    if (source && size) xp_str(x.ctx, n, "string(source/@file | source/@dev)", source, size);
+    *element = xb_dump_node(n);
+    rc = *element ? HV_OK : HV_INTERNAL;
+  }
+  xdoc_close(&x);
+  return rc;
+}
+
+char *hv_xml_domain_add_device(const char *domain_xml, const char *device_xml, char *err,
+                               size_t errlen) {
+  xdoc x;
+  if (!xdoc_open(&x, domain_xml, "domain")) {
+    hv_fail(HV_INVALID_ARGUMENT, err, errlen, "not a libvirt domain document");
+    return NULL;
+  }
+  xb b = {false};
+  xmlNodePtr devices = NULL;
+  for (xmlNodePtr n = x.root->children; n && !devices; n = n->next)
+    if (n->type == XML_ELEMENT_NODE && xmlStrcmp(n->name, BAD_CAST "devices") == 0) devices = n;
+  if (!devices) devices = xb_el(&b, x.root, "devices", NULL);
+  xmlDocPtr dev = parse_doc(device_xml);
+  xmlNodePtr droot = dev ? xmlDocGetRootElement(dev) : NULL;
+  xmlNodePtr copy = droot && devices ? xmlDocCopyNode(droot, x.doc, 1) : NULL;
+  if (!copy || !xmlAddChild(devices, copy)) {
+    xmlFreeNode(copy);
+    b.failed = true;
+  }
+  xmlFreeDoc(dev);
+  char *out = b.failed ? NULL : xb_dump(x.doc);
+  xdoc_close(&x);
+  if (!out) hv_fail(HV_INTERNAL, err, errlen, "cannot add the device to the domain XML");
+  return out;
+}
+
+char *hv_xml_domain_remove_device(const char *domain_xml, int kind, const char *key, char *err,
+                                  size_t errlen) {
+  xdoc x;
+  if (!xdoc_open(&x, domain_xml, "domain")) {
+    hv_fail(HV_INVALID_ARGUMENT, err, errlen, "not a libvirt domain document");
+    return NULL;
+  }
+  xmlNodePtr n = find_device(&x, kind, key);
+  if (n) {
+    xmlUnlinkNode(n);
+    xmlFreeNode(n);
+  }
+  char *out = xb_dump(x.doc);
+  xdoc_close(&x);
+  if (!out) hv_fail(HV_INTERNAL, err, errlen, "cannot remove the device from the domain XML");
+  return out;
+}
+
+int hv_xml_metadata_disk(const char *element, const char *target, const char *volume, char **out) {
+  *out = NULL;
+  bool add = volume && volume[0];
+  if (!element && !add) return HV_OK;
+  hv_xml_init();
+  xmlDocPtr doc = element ? parse_doc(element) : NULL;
+  xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+  if (!element) root = xb_new_doc("vm", &doc);
+  if (!root) {
+    xmlFreeDoc(doc);
+    return element ? HV_INVALID_ARGUMENT : HV_INTERNAL;
+  }
+  bool changed = false, present = false;
+  for (xmlNodePtr n = root->children, next; n; n = next) {
+    next = n->next;
+    if (n->type != XML_ELEMENT_NODE || xmlStrcmp(n->name, BAD_CAST "disk") != 0) continue;
+    xmlChar *t = xmlGetProp(n, BAD_CAST "target");
+    xmlChar *v = xmlGetProp(n, BAD_CAST "volume");
+    bool match = t && strcmp((const char *)t, target) == 0;
+    if (match && add && !present && v && strcmp((const char *)v, volume) == 0) {
+      present = true;
+    } else if (match) {
+      xmlUnlinkNode(n);
+      xmlFreeNode(n);
+      changed = true;
+    }
+    xmlFree(t);
+    xmlFree(v);
+  }
+  xb b = {false};
+  if (add && !present) {
+    xmlNodePtr d = xmlNewChild(root, root->ns, BAD_CAST "disk", NULL);
+    xb_attr(&b, d, "target", target);
+    xb_attr(&b, d, "volume", volume);
+    changed = true;
+  }
+  if (!changed) {
+    xmlFreeDoc(doc);
+    return HV_OK;
+  }
+  *out = b.failed ? NULL : xb_dump_node(root);
+  xmlFreeDoc(doc);
+  return *out ? HV_OK : HV_INTERNAL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* storage pools and volumes                                               */
+
+bool hv_xml_name_ok(const char *name, size_t max) {
+  return hv_text_ok(name, max) && name[0] && !strchr(name, '/') && strcmp(name, ".") != 0 &&
+         strcmp(name, "..") != 0;
+}
+
+/* LVM's volume group names: letters, digits and "+_.-", not starting
+ * with '-'. */
+static bool vg_name_ok(const char *name) {
+  if (name[0] == '-') return false;
+  for (const char *p = name; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          strchr("+_.-", *p)))
+      return false;
+  return true;
+}
+
+static bool host_name_ok(const char *name) {
+  if (!name[0]) return false;
+  for (const char *p = name; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          strchr(".-_:[]", *p)))
+      return false;
+  return true;
+}
+
+static int check_pool(const hv_pool_spec *s, bool uuid, char *err, size_t errlen) {
+  if (!FIELD_OK(s->name) || !hv_xml_name_ok(s->name, sizeof(s->name) - 1))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "name: required, printable UTF-8 without '/'");
+  if (uuid && (!FIELD_OK(s->uuid) || !hv_uuid_valid(s->uuid)))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "uuid: not a UUID");
+  if (s->type != HV_POOL_DIR && s->type != HV_POOL_LOGICAL && s->type != HV_POOL_NETFS)
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "type: unknown");
+  if (s->type != HV_POOL_LOGICAL && (!FIELD_OK(s->target_path) || s->target_path[0] != '/'))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "target_path: absolute path required");
+  if (s->type == HV_POOL_LOGICAL) {
+    if (!vg_name_ok(s->name))
+      return hv_fail(HV_INVALID_ARGUMENT, err, errlen,
+                     "name: a volume group name has only letters, digits and '+_.-'");
+    if (s->ndevices < 0 || s->ndevices > HV_MAX_POOL_DEVICES)
+      return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "devices: at most %d", HV_MAX_POOL_DEVICES);
+    for (int i = 0; i < s->ndevices; i++)
+      if (!FIELD_OK(s->devices[i]) || s->devices[i][0] != '/')
+        return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "devices[%d]: absolute path required", i);
+  }
+  if (s->type == HV_POOL_NETFS) {
+    if (!FIELD_OK(s->source_host) || !host_name_ok(s->source_host))
+      return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "source_host: a host name or address");
+    if (!FIELD_OK(s->source_export) || s->source_export[0] != '/')
+      return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "source_export: absolute path required");
+  }
+  return HV_OK;
+}
+
+/* The pool document of a checked spec; with its UUID unless "". */
+static char *pool_doc(const hv_pool_spec *s, char *err, size_t errlen) {
+  static const char *const types[] = {
+      [HV_POOL_DIR] = "dir", [HV_POOL_LOGICAL] = "logical", [HV_POOL_NETFS] = "netfs"};
+  hv_xml_init();
+  xb b = {false};
+  xmlDocPtr doc;
+  xmlNodePtr root = xb_new_doc("pool", &doc);
+  xb_attr(&b, root, "type", types[s->type]);
+  xb_el(&b, root, "name", s->name);
+  if (s->uuid[0]) xb_el(&b, root, "uuid", s->uuid);
+  char target[sizeof(s->target_path)];
+  snprintf(target, sizeof(target), "%s", s->target_path);
+  if (s->type == HV_POOL_LOGICAL) {
+    /* the volume group is named after the pool; its volumes appear under
+     * /dev/<vg> */
+    xmlNodePtr source = xb_el(&b, root, "source", NULL);
+    for (int i = 0; i < s->ndevices; i++)
+      xb_attr(&b, xb_el(&b, source, "device", NULL), "path", s->devices[i]);
+    xb_el(&b, source, "name", s->name);
+    xb_attr(&b, xb_el(&b, source, "format", NULL), "type", "lvm2");
+    snprintf(target, sizeof(target), "/dev/%s", s->name);
+  } else if (s->type == HV_POOL_NETFS) {
+    xmlNodePtr source = xb_el(&b, root, "source", NULL);
+    xb_attr(&b, xb_el(&b, source, "host", NULL), "name", s->source_host);
+    xb_attr(&b, xb_el(&b, source, "dir", NULL), "path", s->source_export);
+    xb_attr(&b, xb_el(&b, source, "format", NULL), "type", "nfs");
+  }
+  xb_el(&b, xb_el(&b, root, "target", NULL), "path", target);
+  return xb_finish(&b, doc, NULL, "pool", err, errlen);
+}
+
+char *hv_pool_xml(const hv_pool_spec *spec, char *err, size_t errlen) {
+  if (!spec) {
+    hv_fail(HV_INVALID_ARGUMENT, err, errlen, "spec required");
+    return NULL;
+  }
+  if (check_pool(spec, true, err, errlen) != HV_OK) return NULL;
+  return pool_doc(spec, err, errlen);
+}
+
+char *hv_xml_dir_pool(const char *name, const char *dir, char *err, size_t errlen) {
+  hv_pool_spec *s = calloc(1, sizeof(*s));
+  if (!s) {
+    hv_fail(HV_INTERNAL, err, errlen, "out of memory");
+    return NULL;
+  }
+  s->type = HV_POOL_DIR;
+  char *out = NULL;
+  if ((size_t)snprintf(s->name, sizeof(s->name), "%s", name) >= sizeof(s->name) ||
+      (size_t)snprintf(s->target_path, sizeof(s->target_path), "%s", dir) >= sizeof(s->target_path))
+    hv_fail(HV_INVALID_ARGUMENT, err, errlen, "directory path too long");
+  else if (check_pool(s, false, err, errlen) == HV_OK)
+    out = pool_doc(s, err, errlen);
+  free(s);
+  return out;
+}
+
+void hv_xml_pool_parse(const char *pool_xml, char *type, size_t tsize, char *path, size_t psize) {
+  type[0] = '\0';
+  path[0] = '\0';
+  xdoc x;
+  if (!xdoc_open(&x, pool_xml, "pool")) return;
+  xp_str(x.ctx, x.root, "string(@type)", type, tsize);
+  xp_str(x.ctx, x.root, "string(target/path)", path, psize);
+  xdoc_close(&x);
+}
+
+char *hv_xml_volume(const char *name, const char *format, int64_t capacity, char *err,
+                    size_t errlen) {
+  if (!hv_xml_name_ok(name, 255)) {
+    hv_fail(HV_INVALID_ARGUMENT, err, errlen,
+            "volume name: required, at most 255 bytes of printable UTF-8 without '/'");
+    return NULL;
+  }
+  if (!format || (strcmp(format, "qcow2") != 0 && strcmp(format, "raw") != 0)) {
+    hv_fail(HV_INVALID_ARGUMENT, err, errlen, "format: qcow2 or raw");
+    return NULL;
+  }
+  if (capacity <= 0) {
+    hv_fail(HV_INVALID_ARGUMENT, err, errlen, "capacity: must be positive");
+    return NULL;
+  }
+  hv_xml_init();
+  xb b = {false};
+  xmlDocPtr doc;
+  xmlNodePtr root = xb_new_doc("volume", &doc);
+  xb_el(&b, root, "name", name);
+  xb_attr(&b, xb_el_ll(&b, root, "capacity", capacity), "unit", "bytes");
+  /* qcow2 grows on demand; a raw volume without an allocation is fully
+   * allocated, which is also what makes CreateXMLFrom copy all of its
+   * source (it copies at most `allocation` bytes into a raw file) */
+  if (strcmp(format, "qcow2") == 0)
+    xb_attr(&b, xb_el(&b, root, "allocation", "0"), "unit", "bytes");
+  xb_attr(&b, xb_el(&b, xb_el(&b, root, "target", NULL), "format", NULL), "type", format);
+  return xb_finish(&b, doc, NULL, "volume", err, errlen);
+}
+
+void hv_xml_volume_parse(const char *vol_xml, char *format, size_t size, bool *backing) {
+  format[0] = '\0';
+  *backing = false;
+  xdoc x;
+  if (!xdoc_open(&x, vol_xml, "volume")) return;
+  xp_str(x.ctx, x.root, "string(target/format/@type)", format, size);
+  *backing = xp_exists(x.ctx, x.root, "backingStore/path[normalize-space(.) != '']");
+  xdoc_close(&x);
+}
+
+/* ---------------------------------------------------------------------- */
+/* networks                                                                */
+
+static bool ipv4_ok(const char *s) {
+  struct in_addr a;
+  return inet_pton(AF_INET, s, &a) == 1;
+}
+
+static bool ipv6_ok(const char *s) {
+  struct in6_addr a;
+  return inet_pton(AF_INET6, s, &a) == 1;
+}
+
+static bool ifname_ok(const char *s) {
+  for (const char *p = s; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          strchr("-_.", *p)))
+      return false;
+  return true;
+}
+
+static int check_net_host(const hv_net_host *h, const char *label, char *err, size_t errlen) {
+  if (!mac_ok(h->mac))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "%s.mac: not a MAC address", label);
+  if (!FIELD_OK(h->ip) || !ipv4_ok(h->ip))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "%s.ip: not an IPv4 address", label);
+  if (!FIELD_OK(h->hostname) || (h->hostname[0] && !host_name_ok(h->hostname)))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen,
+                   "%s.hostname: letters, digits, '.', '-' and '_' only", label);
+  return HV_OK;
+}
+
+static int check_net(const hv_net_spec *s, char *err, size_t errlen) {
+  if (!FIELD_OK(s->name) || !hv_xml_name_ok(s->name, sizeof(s->name) - 1))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "name: required, printable UTF-8 without '/'");
+  if (!FIELD_OK(s->uuid) || !hv_uuid_valid(s->uuid))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "uuid: not a UUID");
+  if (s->mode < HV_NET_NAT || s->mode > HV_NET_BRIDGE)
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "mode: unknown");
+  bool bridged = s->mode == HV_NET_BRIDGE;
+  if (!FIELD_OK(s->bridge) || !ifname_ok(s->bridge) || (bridged && !s->bridge[0]))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen,
+                   bridged ? "bridge: the host bridge's name is required"
+                           : "bridge: letters, digits, '-', '_' and '.' only");
+  if (s->openvswitch && !bridged)
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "openvswitch: only for a bridge network");
+  if (s->vlan_id < 0 || s->vlan_id > 4094 || (s->vlan_id && !s->openvswitch))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen,
+                   "vlan_id: 1..4094, on an Open vSwitch bridge only");
+  if (s->mtu != 0 && (s->mtu < 68 || s->mtu > 65535))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "mtu: 68..65535");
+  if (bridged) return HV_OK; /* addresses and MTU belong to the host's bridge */
+  if (!FIELD_OK(s->gateway) || (s->gateway[0] && !ipv4_ok(s->gateway)))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "gateway: not an IPv4 address");
+  if (s->gateway[0] && (s->prefix < 1 || s->prefix > 32))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "prefix: 1..32");
+  if (!FIELD_OK(s->dhcp_start) || !FIELD_OK(s->dhcp_end) || !s->dhcp_start[0] != !s->dhcp_end[0] ||
+      (s->dhcp_start[0] && (!ipv4_ok(s->dhcp_start) || !ipv4_ok(s->dhcp_end))))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen,
+                   "dhcp_start, dhcp_end: two IPv4 addresses, or neither");
+  if (s->nhosts < 0 || (s->nhosts > 0 && !s->hosts))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "hosts: invalid count");
+  if ((s->dhcp_start[0] || s->nhosts > 0) && !s->gateway[0])
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "gateway: required for DHCP");
+  for (int i = 0; i < s->nhosts; i++) {
+    char label[24];
+    snprintf(label, sizeof(label), "hosts[%d]", i);
+    int rc = check_net_host(&s->hosts[i], label, err, errlen);
+    if (rc != HV_OK) return rc;
+  }
+  if (s->ipv6_prefix < 0 || s->ipv6_prefix > 128)
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "ipv6_prefix: 0..128");
+  if (s->ipv6_prefix > 0 && (!FIELD_OK(s->ipv6_gateway) || !ipv6_ok(s->ipv6_gateway)))
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "ipv6_gateway: not an IPv6 address");
+  return HV_OK;
+}
+
+static void add_net_host(xb *b, xmlNodePtr parent, const hv_net_host *h) {
+  xmlNodePtr host = xb_el(b, parent, "host", NULL);
+  xb_attr(b, host, "mac", h->mac);
+  if (h->hostname[0]) xb_attr(b, host, "name", h->hostname);
+  xb_attr(b, host, "ip", h->ip);
+}
+
+char *hv_network_xml(const hv_net_spec *spec, char *err, size_t errlen) {
+  if (!spec) {
+    hv_fail(HV_INVALID_ARGUMENT, err, errlen, "spec required");
+    return NULL;
+  }
+  if (check_net(spec, err, errlen) != HV_OK) return NULL;
+  hv_xml_init();
+  xb b = {false};
+  xmlDocPtr doc;
+  xmlNodePtr root = xb_new_doc("network", &doc);
+  xb_el(&b, root, "name", spec->name);
+  xb_el(&b, root, "uuid", spec->uuid);
+  static const char *const forward[] = {
+      [HV_NET_NAT] = "nat", [HV_NET_ROUTED] = "route", [HV_NET_BRIDGE] = "bridge"};
+  if (spec->mode != HV_NET_ISOLATED)
+    xb_attr(&b, xb_el(&b, root, "forward", NULL), "mode", forward[spec->mode]);
+  xmlNodePtr bridge = xb_el(&b, root, "bridge", NULL);
+  if (spec->bridge[0]) xb_attr(&b, bridge, "name", spec->bridge);
+  if (spec->mode != HV_NET_BRIDGE) {
+    xb_attr(&b, bridge, "stp", "on");
+    xb_attr(&b, bridge, "delay", "0");
+  }
+  if (spec->mtu > 0 && spec->mode != HV_NET_BRIDGE)
+    xb_attr_ll(&b, xb_el(&b, root, "mtu", NULL), "size", spec->mtu);
+  if (spec->mode == HV_NET_BRIDGE) {
+    if (spec->vlan_id > 0)
+      xb_attr_ll(&b, xb_el(&b, xb_el(&b, root, "vlan", NULL), "tag", NULL), "id", spec->vlan_id);
+    if (spec->openvswitch) xb_attr(&b, xb_el(&b, root, "virtualport", NULL), "type", "openvswitch");
+  } else {
+    if (spec->gateway[0]) {
+      xmlNodePtr ip = xb_el(&b, root, "ip", NULL);
+      xb_attr(&b, ip, "address", spec->gateway);
+      xb_attr_ll(&b, ip, "prefix", spec->prefix);
+      /* libvirt keeps static hosts in <dhcp>: it is there with a range or
+       * hosts (dnsmasq then serves the hosts only) */
+      if (spec->dhcp_start[0] || spec->nhosts > 0) {
+        xmlNodePtr dhcp = xb_el(&b, ip, "dhcp", NULL);
+        if (spec->dhcp_start[0]) {
+          xmlNodePtr range = xb_el(&b, dhcp, "range", NULL);
+          xb_attr(&b, range, "start", spec->dhcp_start);
+          xb_attr(&b, range, "end", spec->dhcp_end);
+        }
+        for (int i = 0; i < spec->nhosts; i++)
+          add_net_host(&b, dhcp, &spec->hosts[i]);
+      }
+    }
+    if (spec->ipv6_prefix > 0) {
+      xmlNodePtr ip6 = xb_el(&b, root, "ip", NULL);
+      xb_attr(&b, ip6, "family", "ipv6");
+      xb_attr(&b, ip6, "address", spec->ipv6_gateway);
+      xb_attr_ll(&b, ip6, "prefix", spec->ipv6_prefix);
+    }
+  }
+  return xb_finish(&b, doc, NULL, "network", err, errlen);
+}
+
+char *hv_xml_net_host(const hv_net_host *host, char *err, size_t errlen) {
+  if (check_net_host(host, "host", err, errlen) != HV_OK) return NULL;
+  hv_xml_init();
+  xb b = {false};
+  xmlDocPtr doc;
+  xmlNodePtr dhcp = xb_new_doc("dhcp", &doc);
+  add_net_host(&b, dhcp, host);
+  return xb_finish(&b, doc, dhcp ? dhcp->children : NULL, "DHCP host", err, errlen);
+}
+
+/* The prefix length of a dotted netmask; -1 when it is not one. */
+static int netmask_prefix(const char *mask) {
+  struct in_addr a;
+  if (inet_pton(AF_INET, mask, &a) != 1) return -1;
+  uint32_t m = ntohl(a.s_addr);
+  int prefix = 0;
+  while (prefix < 32 && (m & (UINT32_C(1) << (31 - prefix))))
+    prefix++;
+  return prefix == 32 || (m << prefix) == 0 ? prefix : -1;
+}
+
+/* libvirt's default for an address without prefix or netmask: its
+ * class's. */
+static int classful_prefix(const char *address) {
+  struct in_addr a;
+  if (inet_pton(AF_INET, address, &a) != 1) return 0;
+  uint32_t first = ntohl(a.s_addr) >> 24;
+  return first < 128 ? 8 : first < 192 ? 16 : 24;
+}
+
+/* The IPv4 <ip> elements of a network document. */
+#define IPV4_IPS "ip[not(@family) or @family='ipv4']"
+
+int hv_xml_net_parse(const char *net_xml, hv_xml_net *out) {
+  memset(out, 0, sizeof(*out));
+  xdoc x;
+  if (!xdoc_open(&x, net_xml, "network")) return HV_INVALID_ARGUMENT;
+  xp_str(x.ctx, x.root, "string(name)", out->name, sizeof(out->name));
+  xp_str(x.ctx, x.root, "string(uuid)", out->uuid, sizeof(out->uuid));
+  xp_str(x.ctx, x.root, "string(forward/@mode)", out->forward, sizeof(out->forward));
+  xp_str(x.ctx, x.root, "string(bridge/@name)", out->bridge, sizeof(out->bridge));
+  xmlXPathObjectPtr set = xp_nodes(x.ctx, x.root, IPV4_IPS);
+  if (set && set->nodesetval->nodeNr > 0) {
+    xmlNodePtr ip = set->nodesetval->nodeTab[0];
+    xp_str(x.ctx, ip, "string(@address)", out->ipv4, sizeof(out->ipv4));
+    char text[48];
+    xp_str(x.ctx, ip, "string(@prefix)", text, sizeof(text));
+    if (text[0]) {
+      out->prefix = (int)xp_ll(x.ctx, ip, "string(@prefix)", 0);
+    } else {
+      xp_str(x.ctx, ip, "string(@netmask)", text, sizeof(text));
+      out->prefix = text[0] ? netmask_prefix(text) : classful_prefix(out->ipv4);
+      if (out->prefix < 0) out->prefix = 0;
+    }
+  }
+  xmlXPathFreeObject(set);
+  xdoc_close(&x);
+  return HV_OK;
+}
+
+bool hv_xml_net_host_find(const char *net_xml, const char *mac, const char *ip, hv_net_host *out) {
+  memset(out, 0, sizeof(*out));
+  xdoc x;
+  if (!xdoc_open(&x, net_xml, "network")) return false;
+  xmlXPathObjectPtr set = xp_nodes(x.ctx, x.root, IPV4_IPS "/dhcp/host");
+  bool found = false;
+  for (int i = 0; set && !found && i < set->nodesetval->nodeNr; i++) {
+    xmlNodePtr n = set->nodesetval->nodeTab[i];
+    xp_str(x.ctx, n, "string(@mac)", out->mac, sizeof(out->mac));
+    xp_str(x.ctx, n, "string(@ip)", out->ip, sizeof(out->ip));
+    xp_str(x.ctx, n, "string(@name)", out->hostname, sizeof(out->hostname));
+    found = (!mac || strcasecmp(out->mac, mac) == 0) && (!ip || strcmp(out->ip, ip) == 0);
+  }
+  xmlXPathFreeObject(set);
+  xdoc_close(&x);
+  if (!found) memset(out, 0, sizeof(*out));
+  return found;
 }

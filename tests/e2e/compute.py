@@ -19,8 +19,12 @@ from novacron.v1 import event_pb2 as ep  # noqa: E402
 from novacron.v1 import event_pb2_grpc as eg  # noqa: E402
 from novacron.v1 import host_pb2 as hp  # noqa: E402
 from novacron.v1 import host_pb2_grpc as hg  # noqa: E402
+from novacron.v1 import network_pb2 as np_  # noqa: E402
+from novacron.v1 import network_pb2_grpc as ng  # noqa: E402
 from novacron.v1 import operations_pb2 as op  # noqa: E402
 from novacron.v1 import operations_pb2_grpc as og  # noqa: E402
+from novacron.v1 import storage_pb2 as sp  # noqa: E402
+from novacron.v1 import storage_pb2_grpc as sg  # noqa: E402
 from novacron.v1 import vm_pb2 as vp  # noqa: E402
 from novacron.v1 import vm_pb2_grpc as vg  # noqa: E402
 
@@ -45,13 +49,15 @@ class Stub:
 
 
 class Client:
-    """The compute services for one credential."""
+    """The compute services (and storage, networks) for one credential."""
 
     def __init__(self, channel, token):
         self.token = token
         self.vm = Stub(channel, vg.VmServiceStub, token)
         self.host = Stub(channel, hg.HostServiceStub, token)
         self.ops = Stub(channel, og.OperationsServiceStub, token)
+        self.storage = Stub(channel, sg.StorageServiceStub, token)
+        self.net = Stub(channel, ng.NetworkServiceStub, token)
         self.events = eg.EventServiceStub(channel)
 
     def watch(self, req, timeout=60):
@@ -85,7 +91,8 @@ def unpack(operation):
     """The typed message in Operation.response."""
     url = operation.response.type_url
     kinds = {"novacron.v1.Vm": vp.Vm, "novacron.v1.VmSnapshot": vp.VmSnapshot,
-             "novacron.v1.Host": hp.Host}
+             "novacron.v1.Host": hp.Host, "novacron.v1.Pool": sp.Pool,
+             "novacron.v1.Volume": sp.Volume, "novacron.v1.Network": np_.Network}
     msg = kinds[url.rsplit("/", 1)[1]]()
     operation.response.Unpack(msg)
     return msg

@@ -215,7 +215,8 @@ REQUESTS = {
         "DeregisterHost": {"name": HOST},
     },
     "novacron.v1.StorageService": {
-        "CreatePool": {"parent": HOST, "pool_id": "pool-1"},
+        "CreatePool": {"parent": HOST, "pool_id": "pool-1",
+                       "pool": {"type": 1, "target_path": "/srv/pool-1"}},  # TYPE_DIR
         "GetPool": {"name": POOL},
         "ListPools": {"parent": HOST},
         "DeletePool": {"name": POOL},
@@ -228,7 +229,9 @@ REQUESTS = {
         "DeleteVolume": {"name": VOL},
     },
     "novacron.v1.NetworkService": {
-        "CreateNetwork": {"parent": PARENT, "network_id": "net-1"},
+        "CreateNetwork": {"parent": PARENT, "network_id": "net-1",
+                          "network": {"host": HOST, "mode": 1,  # MODE_NAT
+                                      "ipv4_cidr": "192.168.100.0/24"}},
         "GetNetwork": {"name": NET},
         "ListNetworks": {"parent": PARENT},
         "UpdateNetwork": {"network": {"name": NET}, "update_mask": {"paths": ["description"]}},
@@ -277,8 +280,8 @@ REQUESTS = {
 }
 
 # What a permitted caller gets from the built services other than
-# IdentityService: NOT_FOUND for the missing VM, snapshot, host and
-# operation the requests name; OK for lists, validate_only creates and a
+# IdentityService: NOT_FOUND for the missing VM, snapshot, host, pool,
+# volume, network and operation the requests name; OK for lists, validate_only creates and a
 # watch (its first message arrives).
 _NF = C.NOT_FOUND
 BUILT = {
@@ -288,6 +291,12 @@ BUILT = {
         {m: _NF for m in POLICY["novacron.v1.HostService"]}, RegisterHost=C.OK, ListHosts=C.OK),
     "novacron.v1.OperationsService": dict(
         {m: _NF for m in POLICY["novacron.v1.OperationsService"]}, ListOperations=C.OK),
+    # the pool, host, volume and network the requests name do not exist
+    "novacron.v1.StorageService": dict(
+        {m: _NF for m in POLICY["novacron.v1.StorageService"]}, ListPools=C.OK,
+        ListVolumes=C.OK),
+    "novacron.v1.NetworkService": dict(
+        {m: _NF for m in POLICY["novacron.v1.NetworkService"]}, ListNetworks=C.OK),
     "novacron.v1.EventService": {"WatchEvents": C.OK},
 }
 

@@ -43,10 +43,11 @@ static void count(const char *path, const rpc_method_row *row, void *arg) {
   c->methods++;
   if (strncmp(path, "/novacron.v1.", 13) == 0) {
     c->novacron++;
-    /* Identity, compute (VMs, hosts, operations) and events are built; the
-     * rest answer UNIMPLEMENTED after authorization */
-    static const char *const built[] = {"IdentityService/", "VmService/", "HostService/",
-                                        "OperationsService/", "EventService/"};
+    /* Identity, compute (VMs, hosts, operations), storage, networks and
+     * events are built; the rest answer UNIMPLEMENTED after authorization */
+    static const char *const built[] = {"IdentityService/",   "VmService/",    "HostService/",
+                                        "OperationsService/", "EventService/", "StorageService/",
+                                        "NetworkService/"};
     bool is_built = false;
     for (size_t i = 0; i < sizeof(built) / sizeof(built[0]); i++)
       is_built = is_built || strncmp(path + 13, built[i], strlen(built[i])) == 0;

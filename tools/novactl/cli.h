@@ -172,6 +172,24 @@ int cmd_op_get(cli_ctx *ctx);
 int cmd_op_wait(cli_ctx *ctx);
 int cmd_op_cancel(cli_ctx *ctx);
 int cmd_events(cli_ctx *ctx);
+int cmd_pool_list(cli_ctx *ctx);
+int cmd_pool_get(cli_ctx *ctx);
+int cmd_pool_create(cli_ctx *ctx);
+int cmd_pool_delete(cli_ctx *ctx);
+int cmd_volume_list(cli_ctx *ctx);
+int cmd_volume_get(cli_ctx *ctx);
+int cmd_volume_create(cli_ctx *ctx);
+int cmd_volume_resize(cli_ctx *ctx);
+int cmd_volume_clone(cli_ctx *ctx);
+int cmd_volume_delete(cli_ctx *ctx);
+int cmd_network_list(cli_ctx *ctx);
+int cmd_network_get(cli_ctx *ctx);
+int cmd_network_create(cli_ctx *ctx);
+int cmd_network_update(cli_ctx *ctx);
+int cmd_network_delete(cli_ctx *ctx);
+int cmd_network_leases(cli_ctx *ctx);
+int cmd_network_reserve(cli_ctx *ctx);
+int cmd_network_unreserve(cli_ctx *ctx);
 
 /* What the host and vm commands share from cmd_op.c: a mutating call that
  * answers with an Operation, run to its end. `call` is a typed wrapper
@@ -193,5 +211,13 @@ int cmd_op_call(const cli_ctx *ctx, ProtobufCMessage *request,
  * listing the choices) when nothing matches. */
 bool cmd_parse_enum(const cli_ctx *ctx, const char *flag, const char *text,
                     const ProtobufCEnumDescriptor *e, const char *prefix, int *value);
+
+/* What the storage commands share from cmd_pool.c: the pool named by
+ * `arg` - hosts/H/pools/P, H/P, or P with the command's --host H - into
+ * buf (0, or prints and returns EXIT_USAGE); and a table-only key with the
+ * integer byte count at key_from in KiB, MiB, GiB, ... ("20 GiB",
+ * "1.5 MiB"; no-op if key_from is absent). */
+int cmd_pool_name(const cli_ctx *ctx, const char *arg, char *buf, size_t len);
+void cmd_size_text(json_t *obj, const char *key_from, const char *key_to);
 
 #endif

@@ -40,9 +40,9 @@ static const out_column op_list_cols[] = {
 /* The result types an operation's `response` may hold, to show them as
  * objects instead of base64 bytes. */
 static const ProtobufCMessageDescriptor *const result_types[] = {
-    &novacron__v1__vm__descriptor,
-    &novacron__v1__vm_snapshot__descriptor,
-    &novacron__v1__host__descriptor,
+    &novacron__v1__vm__descriptor,     &novacron__v1__vm_snapshot__descriptor,
+    &novacron__v1__host__descriptor,   &novacron__v1__pool__descriptor,
+    &novacron__v1__volume__descriptor, &novacron__v1__network__descriptor,
 };
 
 /* Table-only keys of an operation record. */

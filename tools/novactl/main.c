@@ -317,6 +317,123 @@ static const cli_flag events_flags[] = {
     {"json", NULL, NULL, NULL, "One JSON document per event (same as --output json)."},
 };
 
+/* ---- flags of the storage and network commands (pool, volume, network) ---- */
+
+static const cli_flag pool_list_flags[] = {
+    {"host", "HOST", NULL, NULL, "Only this host's pools (default: every host)."},
+    RES_LIST_FLAGS,
+};
+
+static const cli_flag pool_flags[] = {
+    {"host", "HOST", NULL, NULL, "The pool's host, when POOL is given as a bare id."},
+};
+
+static const cli_flag pool_create_flags[] = {
+    {"host", "HOST", NULL, NULL, "The host to create the pool on, when POOL is a bare id."},
+    {"type", "TYPE", NULL, NULL, "dir, logical (LVM volume group) or netfs (NFS) (required)."},
+    {"target-path", "PATH", NULL, NULL,
+     "Where volumes appear on the host (required for dir and netfs)."},
+    {"source-device", "DEVICE", NULL, NULL,
+     "logical: a block device for the new volume group, e.g. /dev/sdb; repeat."},
+    {"source-host", "HOST", NULL, NULL, "netfs: the NFS server (required for netfs)."},
+    {"source-export", "PATH", NULL, NULL, "netfs: the exported directory (required for netfs)."},
+    {"autostart", NULL, NULL, NULL, "Start the pool when the host boots."},
+    {"description", "TEXT", NULL, NULL, "Free-form description."},
+    {"label", "KEY=VALUE", NULL, NULL, "A label; repeat for several."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag pool_delete_flags[] = {
+    {"host", "HOST", NULL, NULL, "The pool's host, when POOL is given as a bare id."},
+    {"etag", "ETAG", NULL, NULL, "Only if unchanged since read with this etag (else ABORTED)."},
+    {"delete-storage", NULL, NULL, NULL,
+     "Also remove the directory (dir) or volume group (logical), files not made by NovaCron "
+     "included."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag volume_create_flags[] = {
+    RES_PROJECT_FLAG,
+    {"pool", "POOL", NULL, NULL, "The pool: HOST/POOL or hosts/HOST/pools/POOL (required)."},
+    {"size", "SIZE", NULL, NULL,
+     "Virtual size: bytes, or with a suffix like 512MiB or 20GiB; whole MiB (required unless "
+     "--from-volume or --from-image)."},
+    {"format", "FORMAT", NULL, NULL, "qcow2 (default) or raw (always raw on logical pools)."},
+    {"from-volume", "VOLUME", NULL, NULL, "Copy this volume of the project (id or full name)."},
+    {"from-image", "PATH", NULL, NULL,
+     "Import a qcow2 or raw image: a path on the pool's host under the server's "
+     "--storage-image-dirs (URLs are not supported yet)."},
+    {"description", "TEXT", NULL, NULL, "Free-form description."},
+    {"label", "KEY=VALUE", NULL, NULL, "A label; repeat for several."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag volume_resize_flags[] = {
+    RES_PROJECT_FLAG,
+    {"size", "SIZE", NULL, NULL, "The new virtual size, e.g. 40GiB (required)."},
+    {"allow-shrink", NULL, NULL, NULL,
+     "Permit a smaller size (detached volumes only; data past the new end is lost)."},
+    {"etag", "ETAG", NULL, NULL, "Only if unchanged since read with this etag (else ABORTED)."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag volume_clone_flags[] = {
+    RES_PROJECT_FLAG,
+    {"pool", "POOL", NULL, NULL, "The copy's pool, HOST/POOL (default: the source's)."},
+    {"label", "KEY=VALUE", NULL, NULL, "The copy's labels (default: the source's); repeat."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag volume_delete_flags[] = {
+    RES_PROJECT_FLAG,
+    {"etag", "ETAG", NULL, NULL, "Only if unchanged since read with this etag (else ABORTED)."},
+    {"wipe", NULL, NULL, NULL, "Overwrite the data with zeros before removing it (slow)."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag network_create_flags[] = {
+    RES_PROJECT_FLAG,
+    {"host", "HOST", NULL, NULL, "The host the network lives on (required)."},
+    {"mode", "MODE", NULL, NULL, "nat, isolated, routed or bridge (required)."},
+    {"bridge", "BRIDGE", NULL, NULL, "bridge mode: the existing host bridge to join, e.g. br0."},
+    {"cidr", "CIDR", NULL, NULL,
+     "IPv4 subnet, e.g. 192.168.100.0/24 (required unless bridge mode)."},
+    {"gateway", "IP", NULL, NULL, "The host's address on it (default: the first usable one)."},
+    {"ipv6-cidr", "CIDR", NULL, NULL, "IPv6 subnet with prefix length 64, e.g. fd00:1::/64."},
+    {"dhcp-start", "IP", NULL, NULL, "First address of the DHCP range (with --dhcp-end)."},
+    {"dhcp-end", "IP", NULL, NULL, "Last address of the DHCP range (with --dhcp-start)."},
+    {"vlan", "ID", NULL, NULL,
+     "802.1Q tag 1-4094; the server refuses it for now (it cannot tell an Open vSwitch "
+     "bridge)."},
+    {"mtu", "BYTES", NULL, NULL, "MTU, 576-9000 (default 1500)."},
+    {"autostart", NULL, NULL, NULL, "Start the network when the host boots."},
+    {"reservation", "MAC=IP[,HOSTNAME]", NULL, NULL, "A fixed DHCP assignment; repeat."},
+    {"description", "TEXT", NULL, NULL, "Free-form description."},
+    {"label", "KEY=VALUE", NULL, NULL, "A label; repeat for several."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag network_update_flags[] = {
+    RES_PROJECT_FLAG,
+    {"description", "TEXT", NULL, NULL, "New description."},
+    {"label", "KEY=VALUE", NULL, NULL, "Replace all labels by these; repeat for several."},
+    {"clear-labels", NULL, NULL, NULL, "Remove every label."},
+    {"autostart", NULL, NULL, NULL, "Start the network when the host boots."},
+    {"no-autostart", NULL, NULL, NULL, "Do not start it when the host boots."},
+    {"mtu", "BYTES", NULL, NULL, "New MTU, 576-9000 (0: the default)."},
+    {"dhcp-start", "IP", NULL, NULL,
+     "New first DHCP address (\"\" with --dhcp-end \"\": no DHCP)."},
+    {"dhcp-end", "IP", NULL, NULL, "New last DHCP address."},
+    {"etag", "ETAG", NULL, NULL, "Only if unchanged since read with this etag (else ABORTED)."},
+    WAIT_FLAGS,
+};
+
+static const cli_flag network_etag_flags[] = {
+    RES_PROJECT_FLAG,
+    {"etag", "ETAG", NULL, NULL, "Only if unchanged since read with this etag (else ABORTED)."},
+    WAIT_FLAGS,
+};
+
 /* ---- groups ---- */
 
 static const cli_command user_commands[] = {
@@ -499,6 +616,81 @@ static const cli_command op_commands[] = {
      1, cmd_op_cancel, NO_SUBCOMMANDS},
 };
 
+static const cli_command pool_commands[] = {
+    {"list", NULL, "List storage pools (of every host, or of --host).",
+     "Filter over type, state, autostart, available_bytes and labels.KEY, e.g.\n"
+     "  --filter 'type = TYPE_NETFS AND available_bytes > 107374182400'",
+     FLAGS(pool_list_flags), 0, 0, cmd_pool_list, NO_SUBCOMMANDS},
+    {"get", "POOL", "Show a pool with its capacity.",
+     "POOL: HOST/POOL, hosts/HOST/pools/POOL, or POOL with --host.", FLAGS(pool_flags), 1, 1,
+     cmd_pool_get, NO_SUBCOMMANDS},
+    {"create", "POOL", "Define, build and start a pool on a host (system administrators).",
+     "POOL: HOST/POOL (or POOL with --host); the id is 1-63 characters of [a-z0-9-],\n"
+     "starting with a letter. Examples:\n"
+     "  novactl pool create default/images --type dir --target-path /var/lib/novacron/images\n"
+     "  novactl pool create kvm1/vg0 --type logical --source-device /dev/sdb\n"
+     "  novactl pool create kvm1/nfs --type netfs --target-path /mnt/nfs --source-host nas\n"
+     "      --source-export /srv/vmstore\n"
+     "Waits for the pool to be built and shows it, unless --no-wait.",
+     FLAGS(pool_create_flags), 1, 1, cmd_pool_create, NO_SUBCOMMANDS},
+    {"delete", "POOL", "Stop and undefine a pool without volumes (system administrators).", NULL,
+     FLAGS(pool_delete_flags), 1, 1, cmd_pool_delete, NO_SUBCOMMANDS},
+};
+
+static const cli_command volume_commands[] = {
+    {"list", NULL, "List the volumes of a project.",
+     "Filter over state, format, pool, attachment.vm, size_bytes and labels.KEY, e.g.\n"
+     "  --filter 'state = STATE_READY AND labels.tier = \"db\"'",
+     FLAGS(project_list_flags), 0, 0, cmd_volume_list, NO_SUBCOMMANDS},
+    {"get", "VOLUME", "Show a volume.", NULL, FLAGS(project_flags), 1, 1, cmd_volume_get,
+     NO_SUBCOMMANDS},
+    {"create", "VOLUME", "Create a volume: blank, a copy of a volume, or an imported image.",
+     "VOLUME: 1-63 characters of [a-z0-9-], starting with a letter. Examples:\n"
+     "  novactl volume create data-1 --pool default/images --size 20GiB\n"
+     "  novactl volume create web-root --pool default/images --from-image /srv/images/deb.qcow2\n"
+     "Waits for the volume and shows it, unless --no-wait.",
+     FLAGS(volume_create_flags), 1, 1, cmd_volume_create, NO_SUBCOMMANDS},
+    {"resize", "VOLUME", "Change a volume's virtual size (grow, or shrink with --allow-shrink).",
+     NULL, FLAGS(volume_resize_flags), 1, 1, cmd_volume_resize, NO_SUBCOMMANDS},
+    {"clone", "VOLUME NEW_VOLUME", "Copy a volume (not attached to a running VM) into a new one.",
+     NULL, FLAGS(volume_clone_flags), 2, 2, cmd_volume_clone, NO_SUBCOMMANDS},
+    {"delete", "VOLUME", "Delete a detached volume and its data.", NULL, FLAGS(volume_delete_flags),
+     1, 1, cmd_volume_delete, NO_SUBCOMMANDS},
+};
+
+static const cli_command network_commands[] = {
+    {"list", NULL, "List the networks of a project.",
+     "Filter over host, mode, state, autostart and labels.KEY, e.g.\n"
+     "  --filter 'host = \"hosts/kvm1\" AND mode = MODE_NAT'",
+     FLAGS(project_list_flags), 0, 0, cmd_network_list, NO_SUBCOMMANDS},
+    {"get", "NETWORK", "Show a network with its DHCP reservations.", NULL, FLAGS(project_flags), 1,
+     1, cmd_network_get, NO_SUBCOMMANDS},
+    {"create", "NETWORK", "Define and start a network on a host.",
+     "NETWORK: 1-63 characters of [a-z0-9-], starting with a letter. Examples:\n"
+     "  novactl network create lan --host default --mode nat --cidr 192.168.100.0/24 \\\n"
+     "      --dhcp-start 192.168.100.100 --dhcp-end 192.168.100.199 \\\n"
+     "      --reservation 52:54:00:00:00:10=192.168.100.10,db-1\n"
+     "  novactl network create uplink --host kvm1 --mode bridge --bridge br0\n"
+     "Waits for the network and shows it, unless --no-wait.",
+     FLAGS(network_create_flags), 1, 1, cmd_network_create, NO_SUBCOMMANDS},
+    {"update", "NETWORK", "Change a network's description, labels, autostart, MTU or DHCP range.",
+     "Only the fields given change; --label replaces the whole label set. MTU and DHCP\n"
+     "changes restart the network's bridge and DHCP service briefly when no running VM\n"
+     "uses it; otherwise they apply at its next start (the network's state message says so).",
+     FLAGS(network_update_flags), 1, 1, cmd_network_update, NO_SUBCOMMANDS},
+    {"delete", "NETWORK", "Stop and undefine a network no VM is connected to.", NULL,
+     FLAGS(network_etag_flags), 1, 1, cmd_network_delete, NO_SUBCOMMANDS},
+    {"leases", "NETWORK", "List the DHCP leases the network's host holds now.",
+     "Filter over mac, ip, hostname and reserved, e.g. --filter 'reserved = true'.",
+     FLAGS(project_list_flags), 1, 1, cmd_network_leases, NO_SUBCOMMANDS},
+    {"reserve", "NETWORK MAC IP [HOSTNAME]", "Add a fixed DHCP assignment MAC -> IP.",
+     "MAC in lower-case colon form (52:54:00:12:34:56); IP inside the network's subnet.",
+     FLAGS(network_etag_flags), 3, 4, cmd_network_reserve, NO_SUBCOMMANDS},
+    {"unreserve", "NETWORK MAC", "Remove the DHCP reservation of a MAC address.",
+     "A lease already handed out stays valid until it expires.", FLAGS(network_etag_flags), 2, 2,
+     cmd_network_unreserve, NO_SUBCOMMANDS},
+};
+
 /* ---- the table ---- */
 
 static const cli_command commands[] = {
@@ -530,6 +722,12 @@ static const cli_command commands[] = {
      SUBCOMMANDS(host_commands)},
     {"op", NULL, "Follow long-running operations: list, get, wait, cancel.", NULL,
      SUBCOMMANDS(op_commands)},
+    {"pool", NULL, "Manage storage pools on hosts: list, get, create, delete.", NULL,
+     SUBCOMMANDS(pool_commands)},
+    {"volume", NULL, "Manage volumes: create, resize, clone, delete, ...", NULL,
+     SUBCOMMANDS(volume_commands)},
+    {"network", NULL, "Manage networks: create, update, leases, reserve, ...", NULL,
+     SUBCOMMANDS(network_commands)},
     {"events", NULL, "Print the change feed: one line per event (--follow to keep watching).",
      "Without --follow, prints the retained events after --after SEQ up to now and exits\n"
      "(start with --heartbeats to learn the current sequence). With --follow, prints live\n"

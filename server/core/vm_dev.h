@@ -1,0 +1,78 @@
+/*
+ * vm_dev.h - a VM's disks and NICs (core/vm_dev.c), shared by core/vm.c
+ * (requests) and core/vm_exec.c (executors); not an API.
+ */
+#ifndef NC_CORE_VM_DEV_H
+#define NC_CORE_VM_DEV_H
+
+#include "core/compute_int.h"
+
+typedef struct plan_disk {
+  Novacron__V1__VmDisk *disk; /* as the VM records it: volume name, target */
+  bool fresh;                 /* a new volume the operation creates */
+  char uid[40];               /* the volume row (existing; new ones once recorded) */
+  char target[8];
+  /* new volumes */
+  char volume_id[64];
+  char pool_host[64], pool_id[64], pool_uid[40];
+  bool pool_named; /* the request named the pool (else --default-pool) */
+  char field[48];  /* "disks[0].new_volume", for messages */
+  int format;
+  int64_t size;
+  const char *source_volume, *source_image;
+} plan_disk;
+
+typedef struct plan_nic {
+  Novacron__V1__VmNic *nic; /* as the VM records it: network, MAC */
+  char net_uid[40];
+  char mac[18];
+} plan_nic;
+
+/* The devices of one request, resolved and locked in its transaction. */
+typedef struct dev_plan {
+  core_compute *c;
+  char project[64], puid[40], vm_id[64];
+  char pin_host[64];  /* the host every device (and the VM) is on; "" = any */
+  char pin_what[200]; /* what pinned it, for messages */
+  size_t ndisks_before;
+  char targets[32][8];
+  size_t ntargets;
+  char macs[16][18];
+  size_t nmacs;
+  plan_disk d[HV_MAX_DISKS];
+  size_t nd;
+  plan_nic n[HV_MAX_NICS];
+  size_t nn;
+} dev_plan;
+
+/* `existing`: the VM a device is added to (its targets, MACs and host), or
+ * NULL for CreateVm. */
+void core_dev_plan_init(dev_plan *p, core_compute *c, const char *project, const char *puid,
+                        const char *vm_id, const Novacron__V1__Vm *existing);
+int core_dev_plan_disk(core_tx *tx, store_conn *conn, dev_plan *p, const Novacron__V1__VmDisk *d,
+                       size_t index);
+int core_dev_plan_nic(core_tx *tx, store_conn *conn, dev_plan *p, const Novacron__V1__VmNic *n,
+                      size_t index);
+/* Once the VM's host is known: pools of new volumes, space, quota. */
+int core_dev_plan_host(core_tx *tx, store_conn *conn, dev_plan *p, const char *host_id);
+/* Writes the reservations for VM `vm_uid`. */
+int core_dev_plan_record(core_tx *tx, store_conn *conn, dev_plan *p, const char *vm_uid);
+
+/* Outcomes, in the operation's transaction. */
+int core_vm_devices_commit(core_tx *tx, store_conn *conn, core_op *op, const char *vm_uid);
+int core_vm_devices_release(core_tx *tx, store_conn *conn, core_op *op, const char *vm_uid,
+                            bool pending_only, bool delete_all);
+
+/* The libvirt side: create the VM's pending new volumes; delete them (or
+ * all its volumes) from their hosts. */
+int core_vm_volumes_materialize(core_op *op, const char *vm_uid, char *err, size_t errlen);
+void core_vm_volumes_unmaterialize(core_op *op, const char *vm_uid, bool all, bool wipe);
+
+/* The domain spec of a VM with its disks' host paths and NICs' libvirt
+ * networks. FAILED_PRECONDITION when a volume or network is missing. */
+int core_vm_full_spec(core_compute *c, core_call *call, const Novacron__V1__Vm *vm, const char *uid,
+                      hv_domain_spec *spec);
+void core_disk_hv(const Novacron__V1__VmDisk *d, const char *path, int format, hv_disk *out);
+void core_nic_hv(const Novacron__V1__VmNic *n, const char *libvirt_network, hv_nic *out);
+
+#endif
