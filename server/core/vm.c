@@ -1097,7 +1097,7 @@ static int devices_check(core_tx *tx, store_conn *conn, verb_arg *a, const Novac
     if (!dp->pin_host[0])
       return core_fail(tx->call, CORE_FAILED_PRECONDITION, "VM %s has no host; start it first",
                        vm->name);
-    if ((code = core_dev_plan_disk(tx, conn, dp, req->disk, 0)) ||
+    if ((code = core_dev_plan_disk(tx, conn, dp, req->disk, CORE_DEV_ATTACH)) ||
         (code = core_dev_plan_host(tx, conn, dp, dp->pin_host)))
       return code;
     return core_dev_plan_record(tx, conn, dp, uid);
@@ -1126,7 +1126,7 @@ static int devices_check(core_tx *tx, store_conn *conn, verb_arg *a, const Novac
     if (!dp->pin_host[0])
       return core_fail(tx->call, CORE_FAILED_PRECONDITION, "VM %s has no host; start it first",
                        vm->name);
-    if ((code = core_dev_plan_nic(tx, conn, dp, req->nic, 0))) return code;
+    if ((code = core_dev_plan_nic(tx, conn, dp, req->nic, CORE_DEV_ATTACH))) return code;
     return core_dev_plan_record(tx, conn, dp, uid);
   }
   const Novacron__V1__DetachNicRequest *req = (const void *)a->req;

@@ -116,11 +116,15 @@ int core_dev_plan_disk(core_tx *tx, store_conn *conn, dev_plan *p, const Novacro
   out->boot_index = d->boot_index;
   out->read_only = d->read_only;
   out->source_case = NOVACRON__V1__VM_DISK__SOURCE_VOLUME;
-  char f[48];
+  char f[48], pre[32];
+  if (index == CORE_DEV_ATTACH)
+    snprintf(pre, sizeof(pre), "disk");
+  else
+    snprintf(pre, sizeof(pre), "disks[%zu]", index);
   PGresult *r;
   int code;
   if (d->source_case == NOVACRON__V1__VM_DISK__SOURCE_VOLUME) {
-    snprintf(f, sizeof(f), "disks[%zu].volume", index);
+    snprintf(f, sizeof(f), "%s.volume", pre);
     char vp[64], vid[64];
     core_name2(d->volume, "volumes", vp, sizeof(vp), vid, sizeof(vid));
     if ((code = core_volume_load(tx, conn, vp, vid, true, &r)))
@@ -147,14 +151,14 @@ int core_dev_plan_disk(core_tx *tx, store_conn *conn, dev_plan *p, const Novacro
     out->volume = v->name;
   } else if (d->source_case == NOVACRON__V1__VM_DISK__SOURCE_NEW_VOLUME && d->new_volume) {
     const Novacron__V1__VmDiskNewVolume *nv = d->new_volume;
-    snprintf(f, sizeof(f), "disks[%zu].new_volume", index);
+    snprintf(f, sizeof(f), "%s.new_volume", pre);
     snprintf(pd->field, sizeof(pd->field), "%s", f);
     pd->fresh = true;
     if (nv->volume_id && *nv->volume_id)
       snprintf(pd->volume_id, sizeof(pd->volume_id), "%s", nv->volume_id);
     else
       snprintf(pd->volume_id, sizeof(pd->volume_id), "%.50s-disk%zu", p->vm_id,
-               p->ndisks_before + index);
+               p->ndisks_before + (index == CORE_DEV_ATTACH ? 0 : index));
     if (!core_id_valid(pd->volume_id) || pd->volume_id[strlen(pd->volume_id) - 1] == '-')
       return core_fail(call, CORE_INVALID_ARGUMENT,
                        "%s.volume_id: 1-63 characters of a-z, 0-9 and '-', starting with a letter "
@@ -187,7 +191,7 @@ int core_dev_plan_disk(core_tx *tx, store_conn *conn, dev_plan *p, const Novacro
                        (int)nv->format);
     pd->format = (int)nv->format;
     if (image) {
-      char ff[64];
+      char ff[80];
       snprintf(ff, sizeof(ff), "%s.source_image", f);
       if ((code = core_check_image(p->c, call, ff, nv->source_image ? nv->source_image : "")))
         return code;
@@ -234,8 +238,8 @@ int core_dev_plan_disk(core_tx *tx, store_conn *conn, dev_plan *p, const Novacro
     snprintf(vname, sizeof(vname), "projects/%s/volumes/%s", p->project, pd->volume_id);
     out->volume = core_strdup(call, vname);
   } else {
-    return core_fail(call, CORE_INVALID_ARGUMENT,
-                     "disks[%zu]: set exactly one of volume and new_volume", index);
+    return core_fail(call, CORE_INVALID_ARGUMENT, "%s: set exactly one of volume and new_volume",
+                     pre);
   }
   char t[8];
   if ((code = pick_target(call, p, d->bus, t))) return code;
@@ -252,6 +256,11 @@ int core_dev_plan_nic(core_tx *tx, store_conn *conn, dev_plan *p, const Novacron
   if (p->nn >= HV_MAX_NICS) return core_fail(call, CORE_INVALID_ARGUMENT, "nics: at most 8");
   plan_nic *pn = &p->n[p->nn];
   memset(pn, 0, sizeof(*pn));
+  char pre[32];
+  if (index == CORE_DEV_ATTACH)
+    snprintf(pre, sizeof(pre), "nic");
+  else
+    snprintf(pre, sizeof(pre), "nics[%zu]", index);
   char np[64], nid[64];
   core_name2(n->network, "networks", np, sizeof(np), nid, sizeof(nid));
   const char *k[] = {np, nid};
@@ -264,8 +273,7 @@ int core_dev_plan_nic(core_tx *tx, store_conn *conn, dev_plan *p, const Novacron
   if (code) return code;
   if (PQntuples(r) == 0) {
     PQclear(r);
-    return core_fail(call, CORE_NOT_FOUND, "nics[%zu].network: network %s not found", index,
-                     n->network);
+    return core_fail(call, CORE_NOT_FOUND, "%s.network: network %s not found", pre, n->network);
   }
   snprintf(pn->net_uid, sizeof(pn->net_uid), "%s", PQgetvalue(r, 0, 0));
   char host[64];
@@ -273,8 +281,8 @@ int core_dev_plan_nic(core_tx *tx, store_conn *conn, dev_plan *p, const Novacron
   int state = (int)core_i64(r, 0, 2);
   PQclear(r);
   if (state != NOVACRON__V1__NETWORK__STATE__STATE_ACTIVE)
-    return core_fail(call, CORE_FAILED_PRECONDITION,
-                     "nics[%zu].network: network %s is not STATE_ACTIVE", index, n->network);
+    return core_fail(call, CORE_FAILED_PRECONDITION, "%s.network: network %s is not STATE_ACTIVE",
+                     pre, n->network);
   if ((code = pin(call, p, host, n->network))) return code;
   Novacron__V1__VmNic *out = core_alloc(call, sizeof(*out));
   if (!out) return core_fail(call, CORE_INTERNAL, "out of memory");
@@ -284,8 +292,8 @@ int core_dev_plan_nic(core_tx *tx, store_conn *conn, dev_plan *p, const Novacron
   out->boot_index = n->boot_index;
   if (n->mac && *n->mac) {
     if (mac_taken(p, n->mac))
-      return core_fail(call, CORE_ALREADY_EXISTS, "nics[%zu].mac: %s is already used in the VM",
-                       index, n->mac);
+      return core_fail(call, CORE_ALREADY_EXISTS, "%s.mac: %s is already used in the VM", pre,
+                       n->mac);
     snprintf(pn->mac, sizeof(pn->mac), "%s", n->mac);
   } else if ((code = new_mac(call, p, pn->mac))) {
     return code;

@@ -45,6 +45,10 @@ typedef struct dev_plan {
   size_t nn;
 } dev_plan;
 
+/* The `index` of the one device an Attach request adds ("disk", "nic" in
+ * messages). */
+#define CORE_DEV_ATTACH ((size_t)-1)
+
 /* `existing`: the VM a device is added to (its targets, MACs and host), or
  * NULL for CreateVm. */
 void core_dev_plan_init(dev_plan *p, core_compute *c, const char *project, const char *puid,
