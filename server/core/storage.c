@@ -200,6 +200,15 @@ int core_volume_set(core_tx *tx, store_conn *conn, core_op *op, const char *uid,
   return core_emit(tx, conn, op, EV(RESOURCE_UPDATED), v->name, project, msg, &v->base);
 }
 
+int core_quota_lock(core_tx *tx, store_conn *conn, const char *project_uid) {
+  const char *p[] = {project_uid};
+  PGresult *r;
+  int code = core_q(tx, conn, "quota_lock_project",
+                    "SELECT 1 FROM quotas WHERE project = $1::uuid FOR UPDATE", 1, p, &r);
+  if (code == CORE_OK) PQclear(r);
+  return code;
+}
+
 int core_pool_book(core_tx *tx, store_conn *conn, const char *pool_uid, int64_t bytes) {
   if (bytes <= 0) return CORE_OK;
   char b[24];
@@ -742,7 +751,8 @@ static int vol_new_tx(store_conn *conn, core_tx *tx) {
   int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
   if (code || found) return code;
   char puid[40];
-  if ((code = project_uid(tx, conn, a->project, puid))) return code;
+  if ((code = project_uid(tx, conn, a->project, puid)) || (code = core_quota_lock(tx, conn, puid)))
+    return code;
   PGresult *r;
   /* the source volume first: it supplies the default pool, size, labels */
   int64_t size = a->size;
@@ -1078,6 +1088,13 @@ static int vol_verb_tx(store_conn *conn, core_tx *tx) {
   int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
   if (code || found) return code;
   PGresult *r;
+  char qp[40];
+  if ((code = project_uid(tx, conn, a->project, qp)) == CORE_OK)
+    code = core_quota_lock(tx, conn, qp);
+  if (code == CORE_NOT_FOUND)
+    return core_fail(tx->call, CORE_NOT_FOUND, "volume projects/%s/volumes/%s not found",
+                     a->project, a->volume);
+  if (code) return code;
   if ((code = core_volume_load(tx, conn, a->project, a->volume, true, &r))) return code;
   Novacron__V1__Volume *v = core_volume_from_row(tx->call, r, 0);
   char uid[40], puid[40];
@@ -1168,7 +1185,8 @@ static int resize_check(core_tx *tx, store_conn *conn, vol_verb *a, const Novacr
   PGresult *pr;
   int code =
       core_q(tx, conn, "pool_available",
-             "SELECT available_bytes, capacity_bytes FROM pools WHERE id = $1::uuid", 1, p, &pr);
+             "SELECT available_bytes, capacity_bytes FROM pools WHERE id = $1::uuid FOR UPDATE", 1,
+             p, &pr);
   if (code) return code;
   avail = core_i64(pr, 0, 0);
   int64_t cap = core_i64(pr, 0, 1);

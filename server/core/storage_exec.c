@@ -149,7 +149,11 @@ static int exec_create_pool(core_op *op) {
     snprintf(m, sizeof(m), "creating the pool on hosts/%s failed: %s", p.host, err);
     /* both or neither: remove whatever libvirt kept under our UUID (a
      * defined pool whose build failed), then the row */
-    if (code != HV_ALREADY_EXISTS && code != HV_UNAVAILABLE) {
+    if (code == HV_UNAVAILABLE) { /* kept, in ERROR, for DeletePool to converge */
+      pool_apply keep = {.uid = p.uid, .state = PS(ERROR), .message = m};
+      return core_op_finish(op, code, m, apply_pool, &keep);
+    }
+    if (code != HV_ALREADY_EXISTS) {
       char e[256];
       hv_pool_delete(op->c->hv, p.host, p.uid, false, e, sizeof(e));
     }
@@ -294,6 +298,24 @@ static int vol_made_tx(store_conn *conn, core_tx *tx) {
   return CORE_OK;
 }
 
+/* The libvirt call that makes a volume's content: blank, a copy (same or
+ * another host) or an image import. */
+static int make_volume(core_op *op, const vol_ctx *v, const char *fmt, hv_vol_info *info, char *err,
+                       size_t errlen) {
+  const Novacron__V1__Volume *vol = v->vol;
+  hv *h = op->c->hv;
+  if (v->have_src && strcmp(v->src_host, v->host) == 0)
+    return hv_vol_clone(h, v->host, v->pool_uid, v->lvname, fmt, vol->size_bytes, v->src_pool_uid,
+                        v->src_lvname, info, err, errlen);
+  if (v->have_src)
+    return hv_vol_copy(h, v->host, v->pool_uid, v->lvname, fmt, vol->size_bytes, v->src_host,
+                       v->src_pool_uid, v->src_lvname, info, err, errlen);
+  if (vol->source_case == NOVACRON__V1__VOLUME__SOURCE_SOURCE_IMAGE)
+    return hv_vol_import(h, v->host, v->pool_uid, v->lvname, fmt, vol->size_bytes,
+                         vol->source_image, info, err, errlen);
+  return hv_vol_create(h, v->host, v->pool_uid, v->lvname, fmt, vol->size_bytes, info, err, errlen);
+}
+
 int core_volume_materialize(core_op *op, const char *vol_uid, char *err, size_t errlen) {
   vol_ctx v;
   int code = vol_load(op->c, &op->call, vol_uid, &v);
@@ -305,20 +327,27 @@ int core_volume_materialize(core_op *op, const char *vol_uid, char *err, size_t 
   const char *fmt = vol->format == NOVACRON__V1__VOLUME__FORMAT__FORMAT_RAW ? "raw" : "qcow2";
   hv_vol_info info;
   memset(&info, 0, sizeof(info));
-  hv *h = op->c->hv;
-  if (v.have_src && strcmp(v.src_host, v.host) == 0)
-    code = hv_vol_clone(h, v.host, v.pool_uid, v.lvname, fmt, vol->size_bytes, v.src_pool_uid,
-                        v.src_lvname, &info, err, errlen);
-  else if (v.have_src)
-    code = hv_vol_copy(h, v.host, v.pool_uid, v.lvname, fmt, vol->size_bytes, v.src_host,
-                       v.src_pool_uid, v.src_lvname, &info, err, errlen);
-  else if (vol->source_case == NOVACRON__V1__VOLUME__SOURCE_SOURCE_IMAGE)
-    code = hv_vol_import(h, v.host, v.pool_uid, v.lvname, fmt, vol->size_bytes, vol->source_image,
-                         &info, err, errlen);
-  else
-    code = hv_vol_create(h, v.host, v.pool_uid, v.lvname, fmt, vol->size_bytes, &info, err, errlen);
-  /* a volume of our name is there already: an earlier run made it */
-  if (code == HV_ALREADY_EXISTS) code = HV_OK;
+  for (int round = 0; round < 2; round++) {
+    code = make_volume(op, &v, fmt, &info, err, errlen);
+    if (code != HV_ALREADY_EXISTS) break;
+    /* A volume of our name is there already. Recorded: an earlier run made
+     * it, and the rerun converges. Not recorded, on a rerun: an earlier run
+     * was interrupted while making it, so its content cannot be trusted and
+     * it is made again. On the first run: it is someone else's, and stays
+     * untouched. */
+    if (v.path[0]) {
+      code = HV_OK;
+      break;
+    }
+    if (op->attempts <= 1 || round > 0) {
+      snprintf(err, errlen,
+               "the pool on hosts/%s already has a volume named %s that NovaCron did not make",
+               v.host, v.lvname);
+      return CORE_ALREADY_EXISTS;
+    }
+    char e[256];
+    hv_vol_delete(op->c->hv, v.host, v.pool_uid, v.lvname, false, e, sizeof(e));
+  }
   if (code) return code;
   vol_made m = {.uid = v.uid, .info = &info};
   char msg[256];
@@ -334,6 +363,9 @@ int core_volume_unmaterialize(core_op *op, const char *vol_uid, bool wipe, char 
   int code = vol_load(op->c, &op->call, vol_uid, &v);
   if (code == CORE_NOT_FOUND) return CORE_OK;
   if (code) return snprintf(err, errlen, "%s", op->msg), code;
+  /* only a volume whose making was recorded is ours to delete: a name
+   * clash with someone else's volume fails the create without touching it */
+  if (!v.path[0]) return CORE_OK;
   code = hv_vol_delete(op->c->hv, v.host, v.pool_uid, v.lvname, wipe, err, errlen);
   return code == HV_NOT_FOUND ? CORE_OK : code;
 }
@@ -406,10 +438,14 @@ static int exec_new_volume(core_op *op) {
   if (code) {
     char m[700];
     snprintf(m, sizeof(m), "creating the volume failed: %s", err);
-    if (code != HV_UNAVAILABLE) {
-      char e[256];
-      core_volume_unmaterialize(op, op->target_uid, false, e, sizeof(e));
+    if (code == HV_UNAVAILABLE) {
+      /* the host may hold it or not: the row stays, in ERROR, for
+       * DeleteVolume to converge once the host answers */
+      vol_apply keep = {.uid = op->target_uid, .state = VS(ERROR), .message = m};
+      return core_op_finish(op, code, m, apply_volume, &keep);
     }
+    char e[256];
+    core_volume_unmaterialize(op, op->target_uid, false, e, sizeof(e));
     /* both or neither: the row goes with the failed creation */
     return core_op_finish(op, code, m, apply_volume, &rm);
   }

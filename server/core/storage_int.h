@@ -57,6 +57,9 @@ int64_t core_gib_up(int64_t bytes);
 /* RESOURCE_EXHAUSTED when `add_gib` more GiB of volumes would exceed the
  * project's volume_gib quota (locks the quota row). */
 int core_volume_quota(core_tx *tx, store_conn *conn, const char *project_uid, int64_t add_gib);
+/* Locks a project's quota row: every transaction that locks volumes or
+ * pools of a project takes it first, so they queue in one order. */
+int core_quota_lock(core_tx *tx, store_conn *conn, const char *project_uid);
 /* Books `bytes` of a pool's space for a new or grown raw volume (fully
  * allocated), so the next request sees it before the heartbeat refreshes
  * the pool's figures from the host. */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/compute_int.h"
+#include "core/storage_int.h"
 #include "core/vm_dev.h"
 #include "google/protobuf/any.pb-c.h"
 #include "util/log.h"
@@ -491,7 +492,9 @@ static int create_tx(store_conn *conn, core_tx *tx) {
                    .req = &req->base,
                    .request_id = req->request_id,
                    .status_message = "queued: define the domain"};
-  if ((code = core_op_enqueue(tx, conn, &n, a->out))) return code;
+  if ((code = core_op_enqueue(tx, conn, &n, a->out)) ||
+      (code = core_dev_plan_tag(tx, conn, dp, uid, *a->out)))
+    return code;
   return core_idem_store(tx, conn, req->request_id, &req->base, a->resp);
 }
 
@@ -758,6 +761,9 @@ typedef struct verb_arg {
   bool overtake;       /* StopVm with force: may cancel a graceful StopVm in progress */
 } verb_arg;
 
+static int devices_check(core_tx *tx, store_conn *conn, struct verb_arg *a,
+                         const Novacron__V1__Vm *vm, const char *uid, const char *puid);
+
 static int verb_tx(store_conn *conn, core_tx *tx) {
   verb_arg *a = tx->arg;
   bool found;
@@ -806,6 +812,9 @@ static int verb_tx(store_conn *conn, core_tx *tx) {
                    .request_id = a->rid,
                    .status_message = a->queued};
   if ((code = core_op_enqueue(tx, conn, &n, a->out))) return code;
+  if (a->check == devices_check && a->extra &&
+      (code = core_dev_plan_tag(tx, conn, a->extra, uid, *a->out)))
+    return code;
   return core_idem_store(tx, conn, a->rid, a->req, a->resp);
 }
 
@@ -873,6 +882,32 @@ CORE_COMPUTE_FN(resume_vm, ResumeVmRequest, ResumeVmResponse) {
   return run_verb(c, call, &a);
 }
 
+/* DeleteVm with delete_volumes: the volumes go with the VM's operation,
+ * so none may have an operation of its own in progress. */
+static int delete_check(core_tx *tx, store_conn *conn, verb_arg *a, const Novacron__V1__Vm *vm,
+                        const char *uid, const char *puid) {
+  (void)puid;
+  const Novacron__V1__DeleteVmRequest *req = (const void *)a->req;
+  if (!req->delete_volumes) return CORE_OK;
+  const char *k[] = {uid};
+  PGresult *r;
+  int code = core_q(tx, conn, "vm_volumes_busy",
+                    "SELECT 'projects/' || p.project_id || '/volumes/' || vo.volume_id FROM "
+                    "volumes vo JOIN projects p ON p.id = vo.project WHERE vo.attached_vm = "
+                    "$1::uuid AND EXISTS (SELECT 1 FROM operations o WHERE o.target_uid = vo.id "
+                    "AND o.state IN (1, 2)) LIMIT 1",
+                    1, k, &r);
+  if (code) return code;
+  if (PQntuples(r)) {
+    code = core_fail(tx->call, CORE_FAILED_PRECONDITION,
+                     "volume %s of %s has an operation in progress; wait for it before deleting "
+                     "the VM with its volumes",
+                     PQgetvalue(r, 0, 0), vm->name);
+  }
+  PQclear(r);
+  return code;
+}
+
 CORE_COMPUTE_FN(delete_vm, DeleteVmRequest, DeleteVmResponse) {
   unsigned allowed = BIT(S(STOPPED)) | BIT(S(ERROR));
   if (req->force)
@@ -884,6 +919,7 @@ CORE_COMPUTE_FN(delete_vm, DeleteVmRequest, DeleteVmResponse) {
                 .needs = req->force ? "a state other than STATE_MIGRATING or STATE_DELETING"
                                     : "STATE_STOPPED or STATE_ERROR (or force)",
                 .transitional = S(DELETING),
+                .check = delete_check,
                 .queued = "queued: undefine the domain"};
   return run_verb(c, call, &a);
 }
@@ -1080,7 +1116,11 @@ static int devices_check(core_tx *tx, store_conn *conn, verb_arg *a, const Novac
   dev_plan *dp = core_alloc(tx->call, sizeof(*dp));
   if (!dp) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
   core_dev_plan_init(dp, a->c, a->project, puid, a->vm, vm);
-  int code;
+  a->extra = dp; /* verb_tx tags the reservations with the operation */
+  /* the quota row before volumes and pools, in the order every
+   * transaction of the project takes them */
+  int code = core_quota_lock(tx, conn, puid);
+  if (code || (code = core_dev_release_stale(tx, conn, NULL, uid))) return code;
   if (a->req->descriptor == &novacron__v1__attach_volume_request__descriptor) {
     const Novacron__V1__AttachVolumeRequest *req = (const void *)a->req;
     if (vm->n_disks >= 16)

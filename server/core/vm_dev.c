@@ -215,6 +215,7 @@ int core_dev_plan_disk(core_tx *tx, store_conn *conn, dev_plan *p, const Novacro
                          "%s.source_volume: volume %s must be READY, or attached to a stopped VM",
                          f, src->name);
       if (pd->size == 0) pd->size = src->size_bytes;
+      if (pd->format == 0) pd->format = (int)src->format; /* a copy keeps the format */
       if (pd->size < src->size_bytes)
         return core_fail(call, CORE_INVALID_ARGUMENT,
                          "%s.size_gib: smaller than the source volume (%" PRId64 " bytes)", f,
@@ -309,6 +310,10 @@ int core_dev_plan_nic(core_tx *tx, store_conn *conn, dev_plan *p, const Novacron
 int core_dev_plan_host(core_tx *tx, store_conn *conn, dev_plan *p, const char *host_id) {
   core_call *call = tx->call;
   int64_t gib = 0;
+  /* space asked of each pool by this request's earlier disks */
+  char pools[HV_MAX_DISKS][40];
+  int64_t asked[HV_MAX_DISKS];
+  size_t npools = 0;
   for (size_t i = 0; i < p->nd; i++) {
     plan_disk *pd = &p->d[i];
     if (!pd->fresh) continue;
@@ -356,6 +361,15 @@ int core_dev_plan_host(core_tx *tx, store_conn *conn, dev_plan *p, const char *h
                        "%s.format: pool hosts/%s/pools/%s is TYPE_LOGICAL, whose volumes are "
                        "FORMAT_RAW",
                        pd->field, pd->pool_host, pd->pool_id);
+    size_t slot = 0;
+    while (slot < npools && strcmp(pools[slot], pd->pool_uid) != 0)
+      slot++;
+    if (slot == npools) {
+      snprintf(pools[npools], sizeof(pools[0]), "%s", pd->pool_uid);
+      asked[npools++] = 0;
+    }
+    avail -= asked[slot];
+    asked[slot] += pd->size;
     if (pd->size > avail)
       return core_fail(call, CORE_RESOURCE_EXHAUSTED,
                        "%s: pool hosts/%s/pools/%s has %" PRId64 " bytes available, %" PRId64
@@ -433,18 +447,97 @@ int core_dev_plan_record(core_tx *tx, store_conn *conn, dev_plan *p, const char 
 
 /* ================= outcomes (operation transactions) ================= */
 
-/* Pending volumes of a VM become attached (a create or attach succeeded). */
-int core_vm_devices_commit(core_tx *tx, store_conn *conn, core_op *op, const char *vm_uid) {
+int core_dev_plan_tag(core_tx *tx, store_conn *conn, const dev_plan *p, const char *vm_uid,
+                      const Novacron__V1__Operation *operation) {
+  const char *slash = operation && operation->name ? strrchr(operation->name, '/') : NULL;
+  if (!slash) return core_fail(tx->call, CORE_INTERNAL, "the operation has no name");
+  PGresult *r;
+  int code;
+  for (size_t i = 0; i < p->nd; i++) {
+    const char *q[] = {p->d[i].uid, slash + 1};
+    if ((code = core_q(tx, conn, "volume_tag",
+                       "UPDATE volumes SET reserved_by = $2::uuid WHERE id = $1::uuid", 2, q, &r)))
+      return code;
+    PQclear(r);
+  }
+  for (size_t i = 0; i < p->nn; i++) {
+    const char *q[] = {vm_uid, p->n[i].mac, slash + 1};
+    if ((code = core_q(tx, conn, "vm_nic_tag",
+                       "UPDATE vm_nics SET reserved_by = $3::uuid WHERE vm = $1::uuid AND mac = "
+                       "$2::macaddr",
+                       3, q, &r)))
+      return code;
+    PQclear(r);
+  }
+  return CORE_OK;
+}
+
+int core_dev_release_stale(core_tx *tx, store_conn *conn, core_op *op, const char *vm_uid) {
   const char *k[] = {vm_uid};
   PGresult *r;
-  int code = core_q(tx, conn, "vm_pending_volumes",
-                    "SELECT id FROM volumes WHERE attached_vm = $1::uuid AND state <> 3 FOR UPDATE",
+  /* reserved by an operation that ended without recording the outcome
+   * (cancelled before it ran, given up after crashes): a new volume whose
+   * libvirt object may exist stays as STATE_ERROR for DeleteVolume, the
+   * rest is freed */
+  int code = core_q(tx, conn, "vm_stale_volumes",
+                    "SELECT vo.id, vo.state, vo.path FROM volumes vo WHERE vo.attached_vm = "
+                    "$1::uuid AND vo.reserved_by IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+                    "operations o WHERE o.id = vo.reserved_by AND o.state IN (1, 2)) FOR UPDATE "
+                    "OF vo",
                     1, k, &r);
+  if (code) return code;
+  for (int i = 0; i < PQntuples(r) && code == CORE_OK; i++) {
+    const char *q[] = {PQgetvalue(r, i, 0)};
+    bool fresh = core_i64(r, i, 1) == VS(CREATING);
+    bool made = *PQgetvalue(r, i, 2) != 0;
+    PGresult *x;
+    if (fresh && !made) {
+      code = core_q(tx, conn, "volume_delete", "DELETE FROM volumes WHERE id = $1::uuid", 1, q, &x);
+      if (code == CORE_OK) PQclear(x);
+      continue;
+    }
+    if ((code = core_q(tx, conn, "volume_unreserve",
+                       "UPDATE volumes SET attached_vm = NULL, target_device = '', reserved_by = "
+                       "NULL WHERE id = $1::uuid",
+                       1, q, &x)))
+      break;
+    PQclear(x);
+    code = core_volume_set(tx, conn, op, q[0], fresh ? VS(ERROR) : VS(READY),
+                           fresh ? "left behind by an interrupted operation; delete it" : "", NULL);
+  }
+  PQclear(r);
+  if (code) return code;
+  if ((code = core_q(tx, conn, "vm_stale_nics",
+                     "DELETE FROM vm_nics n WHERE n.vm = $1::uuid AND n.reserved_by IS NOT NULL "
+                     "AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.id = n.reserved_by AND "
+                     "o.state IN (1, 2))",
+                     1, k, &r)))
+    return code;
+  PQclear(r);
+  return CORE_OK;
+}
+
+/* The volumes and NICs `op` reserved become attached (a create or attach
+ * succeeded). */
+int core_vm_devices_commit(core_tx *tx, store_conn *conn, core_op *op, const char *vm_uid) {
+  const char *k[] = {vm_uid, op->id};
+  PGresult *r;
+  int code = core_q(tx, conn, "vm_reserved_volumes",
+                    "UPDATE volumes SET reserved_by = NULL WHERE attached_vm = $1::uuid AND "
+                    "reserved_by = $2::uuid RETURNING id",
+                    2, k, &r);
   if (code) return code;
   for (int i = 0; i < PQntuples(r) && code == CORE_OK; i++)
     code = core_volume_set(tx, conn, op, PQgetvalue(r, i, 0), VS(ATTACHED), "", NULL);
   PQclear(r);
-  return code;
+  if (code) return code;
+  if ((code = core_q(tx, conn, "vm_nics_reserved_commit",
+                     "UPDATE vm_nics SET reserved_by = NULL WHERE vm = $1::uuid AND reserved_by = "
+                     "$2::uuid",
+                     2, k, &r)))
+    return code;
+  PQclear(r);
+  return CORE_OK;
 }
 
 /* Releases a VM's volumes: pending ones (a failed create/attach: created
@@ -452,12 +545,12 @@ int core_vm_devices_commit(core_tx *tx, store_conn *conn, core_op *op, const cha
  * deleted: `delete_all` deletes the rows too, else they are kept READY). */
 int core_vm_devices_release(core_tx *tx, store_conn *conn, core_op *op, const char *vm_uid,
                             bool pending_only, bool delete_all) {
-  const char *k[] = {vm_uid, pending_only ? "t" : "f"};
+  const char *k[] = {vm_uid, pending_only ? op->id : NULL};
   PGresult *r;
   int code = core_q(tx, conn, "vm_release_volumes",
                     "SELECT " VOL_COLS VOL_FROM
-                    " WHERE vo.attached_vm = $1::uuid AND (NOT $2::bool OR vo.state <> 3) FOR "
-                    "UPDATE OF vo",
+                    " WHERE vo.attached_vm = $1::uuid AND ($2::uuid IS NULL OR vo.reserved_by = "
+                    "$2::uuid) FOR UPDATE OF vo",
                     2, k, &r);
   if (code) return code;
   for (int i = 0; i < PQntuples(r) && code == CORE_OK; i++) {
@@ -477,8 +570,8 @@ int core_vm_devices_release(core_tx *tx, store_conn *conn, core_op *op, const ch
       continue;
     }
     if ((code = core_q(tx, conn, "volume_release",
-                       "UPDATE volumes SET attached_vm = NULL, target_device = '' WHERE id = "
-                       "$1::uuid",
+                       "UPDATE volumes SET attached_vm = NULL, target_device = '', reserved_by = "
+                       "NULL WHERE id = $1::uuid",
                        1, q, &x)))
       break;
     PQclear(x);

@@ -62,7 +62,16 @@ int core_dev_plan_host(core_tx *tx, store_conn *conn, dev_plan *p, const char *h
 /* Writes the reservations for VM `vm_uid`. */
 int core_dev_plan_record(core_tx *tx, store_conn *conn, dev_plan *p, const char *vm_uid);
 
-/* Outcomes, in the operation's transaction. */
+/* Marks the plan's reservations as the operation's (after it is
+ * journaled): its executor finds them, its outcome attaches or frees them. */
+int core_dev_plan_tag(core_tx *tx, store_conn *conn, const dev_plan *p, const char *vm_uid,
+                      const Novacron__V1__Operation *operation);
+/* Frees what operations that ended without an outcome left reserved on a
+ * VM (called under the VM's row lock, with no operation in progress). */
+int core_dev_release_stale(core_tx *tx, store_conn *conn, core_op *op, const char *vm_uid);
+
+/* Outcomes, in the operation's transaction. `pending_only` releases what
+ * `op` reserved. */
 int core_vm_devices_commit(core_tx *tx, store_conn *conn, core_op *op, const char *vm_uid);
 int core_vm_devices_release(core_tx *tx, store_conn *conn, core_op *op, const char *vm_uid,
                             bool pending_only, bool delete_all);

@@ -214,6 +214,7 @@ static int define_vm(core_op *op, const char *uid, bool start, const char *what)
     /* nothing on the hypervisor yet (or only a domain to remove) */
     char err[256];
     hv_domain_undefine(op->c->hv, v.host, v.uid, err, sizeof(err));
+    core_vm_volumes_unmaterialize(op, v.uid, false, false);
     return core_op_finish(op, CORE_CANCELLED, "cancelled", apply_remove, &rm);
   }
   char err[512];
@@ -922,10 +923,11 @@ static int apply_devices(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMe
           (size_t)snprintf(macs + ml, sizeof(macs) - ml, "%s%.17s", i ? "," : "", vm->nics[i]->mac);
     if (ml < sizeof(macs)) snprintf(macs + ml, sizeof(macs) - ml, "}");
     const char *k[] = {a->uid, macs};
-    if ((code = core_q(tx, conn, "vm_nics_pending_drop",
-                       "DELETE FROM vm_nics WHERE vm = $1::uuid AND NOT (mac::text = ANY "
-                       "($2::text[]))",
-                       2, k, &r)))
+    (void)k;
+    const char *kk[] = {a->uid, op->id};
+    if ((code = core_q(tx, conn, "vm_nics_reserved_drop",
+                       "DELETE FROM vm_nics WHERE vm = $1::uuid AND reserved_by = $2::uuid", 2, kk,
+                       &r)))
       return code;
     PQclear(r);
   }
@@ -995,7 +997,7 @@ static int apply_devices(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMe
 
 /* The VM's pending volume (reserved by AttachVolume). */
 typedef struct pending_arg {
-  const char *vm_uid;
+  const char *vm_uid, *op_id;
   char uid[40], name[200], path[512], target[16];
   int state, format;
   bool found;
@@ -1003,13 +1005,14 @@ typedef struct pending_arg {
 
 static int pending_tx(store_conn *conn, core_tx *tx) {
   pending_arg *a = tx->arg;
-  const char *k[] = {a->vm_uid};
+  const char *k[] = {a->vm_uid, a->op_id};
   PGresult *r;
-  int code = core_q(tx, conn, "vm_pending_volume",
+  int code = core_q(tx, conn, "vm_reserved_volume",
                     "SELECT vo.id, 'projects/' || p.project_id || '/volumes/' || vo.volume_id, "
                     "vo.path, vo.target_device, vo.state, vo.format FROM volumes vo JOIN projects "
-                    "p ON p.id = vo.project WHERE vo.attached_vm = $1::uuid AND vo.state <> 3",
-                    1, k, &r);
+                    "p ON p.id = vo.project WHERE vo.attached_vm = $1::uuid AND vo.reserved_by = "
+                    "$2::uuid",
+                    2, k, &r);
   if (code) return code;
   if ((a->found = PQntuples(r) > 0)) {
     snprintf(a->uid, sizeof(a->uid), "%s", PQgetvalue(r, 0, 0));
@@ -1035,15 +1038,33 @@ static int vm_state_now(core_op *op, const vm_ctx *v) {
 static int dev_fail(core_op *op, const vm_ctx *v, int code, const char *what, const char *err) {
   char m[800];
   snprintf(m, sizeof(m), "%s: %s", what, err);
+  /* a volume this attach created goes with it (both or neither) */
+  core_vm_volumes_unmaterialize(op, v->uid, false, false);
   dev_apply a = {.uid = v->uid, .ok = false, .state = vm_state_now(op, v)};
   return core_op_finish(op, code, m, apply_devices, &a);
+}
+
+/* begin() for the attach verbs: an attach that ends before it ran (a
+ * cancellation, a VM without a host) frees what its request reserved. */
+static int dev_begin(core_op *op, vm_ctx *v, const char *status) {
+  int code = load_vm_uid(op, op->target_uid, v);
+  if (code) return core_op_finish(op, code, op->msg, NULL, NULL), 1;
+  if (!v->host[0]) {
+    dev_fail(op, v, CORE_FAILED_PRECONDITION, "attach failed", "the VM has no host");
+    return 1;
+  }
+  if (core_op_progress(op, 5, status)) {
+    dev_fail(op, v, CORE_CANCELLED, "cancelled", "before it started");
+    return 1;
+  }
+  return 0;
 }
 
 static int exec_attach_volume(core_op *op) {
   const Novacron__V1__AttachVolumeRequest *req = (const void *)op->req;
   vm_ctx v;
-  if (begin(op, &v, "attaching the volume")) return 0;
-  pending_arg pa = {.vm_uid = v.uid};
+  if (dev_begin(op, &v, "attaching the volume")) return 0;
+  pending_arg pa = {.vm_uid = v.uid, .op_id = op->id};
   int code = core_run_ro(op->c->db, &op->call, pending_tx, &pa);
   if (code) return core_op_finish(op, code, op->msg, NULL, NULL);
   if (!pa.found)
@@ -1053,10 +1074,8 @@ static int exec_attach_volume(core_op *op) {
   bool fresh = pa.state == NOVACRON__V1__VOLUME__STATE__STATE_CREATING;
   if (fresh) {
     core_op_progress(op, 20, "creating the volume");
-    if ((code = core_vm_volumes_materialize(op, v.uid, err, sizeof(err)))) {
-      core_vm_volumes_unmaterialize(op, v.uid, false, false);
+    if ((code = core_vm_volumes_materialize(op, v.uid, err, sizeof(err))))
       return dev_fail(op, &v, code, "attach failed", err);
-    }
     if ((code = core_run_ro(op->c->db, &op->call, pending_tx, &pa)) || !pa.found)
       return dev_fail(op, &v, code ? code : CORE_INTERNAL, "attach failed", "volume lost");
   }
@@ -1075,7 +1094,15 @@ static int exec_attach_volume(core_op *op) {
   bool live = false;
   code = hv_domain_attach_disk(op->c->hv, v.host, v.uid, &hd, &live, err, sizeof(err));
   if (code) {
-    if (fresh) core_vm_volumes_unmaterialize(op, v.uid, false, false);
+    /* libvirt may have applied part of it (e.g. the definition) before
+     * failing: the disk is taken out again before its volume is freed */
+    bool live2;
+    char e2[256];
+    if (code != HV_ALREADY_EXISTS && /* (the target holds another disk: not ours to remove) */
+        hv_domain_detach_disk(op->c->hv, v.host, v.uid, pa.target, 5, &live2, e2, sizeof(e2)) ==
+            HV_UNAVAILABLE)
+      nc_warnf("%s: attach failed and hosts/%s is unreachable: %s may still be in the domain",
+               v.vm->name, v.host, pa.name);
     return dev_fail(op, &v, code, "attach failed", err);
   }
   int st = vm_state_now(op, &v);
@@ -1110,7 +1137,7 @@ static int exec_detach_volume(core_op *op) {
 }
 
 typedef struct pending_nic_arg {
-  const char *vm_uid;
+  const char *vm_uid, *op_id;
   const Novacron__V1__Vm *vm;
   char mac[18], network[200], lvnet[140];
   bool found;
@@ -1118,14 +1145,14 @@ typedef struct pending_nic_arg {
 
 static int pending_nic_tx(store_conn *conn, core_tx *tx) {
   pending_nic_arg *a = tx->arg;
-  const char *k[] = {a->vm_uid};
+  const char *k[] = {a->vm_uid, a->op_id};
   PGresult *r;
-  int code = core_q(tx, conn, "vm_pending_nics",
+  int code = core_q(tx, conn, "vm_reserved_nics",
                     "SELECT n.mac::text, 'projects/' || p.project_id || '/networks/' || "
                     "nw.network_id, p.project_id || '.' || nw.network_id FROM vm_nics n JOIN "
                     "networks nw ON nw.id = n.network JOIN projects p ON p.id = nw.project WHERE "
-                    "n.vm = $1::uuid",
-                    1, k, &r);
+                    "n.vm = $1::uuid AND n.reserved_by = $2::uuid",
+                    2, k, &r);
   if (code) return code;
   for (int i = 0; i < PQntuples(r) && !a->found; i++) {
     bool known = false;
@@ -1144,8 +1171,8 @@ static int pending_nic_tx(store_conn *conn, core_tx *tx) {
 static int exec_attach_nic(core_op *op) {
   const Novacron__V1__AttachNicRequest *req = (const void *)op->req;
   vm_ctx v;
-  if (begin(op, &v, "attaching the NIC")) return 0;
-  pending_nic_arg pa = {.vm_uid = v.uid, .vm = v.vm};
+  if (dev_begin(op, &v, "attaching the NIC")) return 0;
+  pending_nic_arg pa = {.vm_uid = v.uid, .op_id = op->id, .vm = v.vm};
   int code = core_run_ro(op->c->db, &op->call, pending_nic_tx, &pa);
   if (code) return core_op_finish(op, code, op->msg, NULL, NULL);
   if (!pa.found)

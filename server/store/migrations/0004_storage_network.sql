@@ -47,6 +47,9 @@ CREATE TABLE volumes (
   -- after its volumes are released, the FK is the last line of defence
   attached_vm uuid REFERENCES vms (id) ON DELETE SET NULL,
   target_device text NOT NULL DEFAULT '',
+  -- the operation that reserved the volume for attached_vm and has not
+  -- finished yet (CreateVm, AttachVolume); NULL once attached or released
+  reserved_by uuid,
   state smallint NOT NULL DEFAULT 1, -- Volume.State
   state_message text NOT NULL DEFAULT '',
   description text NOT NULL DEFAULT '' CHECK (length(description) <= 1024),
@@ -108,6 +111,7 @@ CREATE TABLE vm_nics (
   vm uuid NOT NULL REFERENCES vms (id) ON DELETE CASCADE,
   mac macaddr NOT NULL,
   network uuid NOT NULL REFERENCES networks (id) ON DELETE RESTRICT,
+  reserved_by uuid, -- as volumes.reserved_by: the attach still in progress
   PRIMARY KEY (vm, mac)
 );
 CREATE INDEX vm_nics_network ON vm_nics (network);
