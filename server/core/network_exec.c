@@ -245,6 +245,30 @@ static int foreign_overlap(core_op *op, const net_ctx *n, char *what, size_t wha
   return HV_OK;
 }
 
+typedef struct rebridge_arg {
+  const char *uid;
+  char bridge[16];
+} rebridge_arg;
+
+/* A new bridge name for a network whose name was taken on its host. */
+static int rebridge_tx(store_conn *conn, core_tx *tx) {
+  rebridge_arg *a = tx->arg;
+  const char *p[] = {a->uid};
+  PGresult *r;
+  int code = core_q(tx, conn, "network_rebridge",
+                    "UPDATE networks SET bridge = 'ncbr' || nextval('network_bridge_seq') WHERE "
+                    "id = $1::uuid RETURNING bridge",
+                    1, p, &r);
+  if (code) return code;
+  if (PQntuples(r) == 0) {
+    PQclear(r);
+    return core_fail(tx->call, CORE_NOT_FOUND, "the network is gone");
+  }
+  snprintf(a->bridge, sizeof(a->bridge), "%s", PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return CORE_OK;
+}
+
 static int exec_create(core_op *op) {
   net_ctx n;
   int code = load_ctx(op, &n);
@@ -278,7 +302,20 @@ static int exec_create(core_op *op) {
   hv_net_host *hosts = NULL;
   if (core_network_spec(n.net, n.uid, &spec, &hosts) != 0)
     return core_op_finish(op, CORE_INTERNAL, "out of memory", NULL, NULL);
-  code = hv_net_create(op->c->hv, n.host, &spec, err, sizeof(err));
+  for (int tries = 0;; tries++) {
+    code = hv_net_create(op->c->hv, n.host, &spec, err, sizeof(err));
+    /* A bridge of that name exists on the host already (left by another
+     * installation, or created by hand): the next number is tried. */
+    bool taken = strstr(err, "already in use") ||                       /* another network's */
+                 (strstr(err, "bridge") && strstr(err, "File exists")); /* a device's */
+    if (!code || n.net->mode == NM(BRIDGE) || tries >= 4 || !taken) break;
+    char e2[256];
+    hv_net_delete(op->c->hv, n.host, n.uid, e2, sizeof(e2));
+    rebridge_arg rb = {.uid = n.uid};
+    if (core_run_tx(op->c->db, &op->call, rebridge_tx, &rb) != CORE_OK) break;
+    nc_infof("networks: bridge %s is taken on hosts/%s; trying %s", spec.bridge, n.host, rb.bridge);
+    snprintf(spec.bridge, sizeof(spec.bridge), "%s", rb.bridge);
+  }
   free(hosts);
   if (code) {
     host_failed(m, sizeof(m), code, "creating the network", n.host, err);

@@ -315,6 +315,25 @@ class QemuStorage(unittest.TestCase):
             name=net.name, request_id=rid())).operation, timeout=120)
         self.assertNotIn(lvname, virsh("net-list", "--all", "--name"))
 
+    def test_a_bridge_name_taken_on_the_host_is_skipped(self):
+        """Bridge names come from a database sequence; a host may already
+        have the next one (another installation, a bridge made by hand)."""
+        def create(net_id, cidr):
+            return self.cl.done(self.cl.net.CreateNetwork(np_.CreateNetworkRequest(
+                parent="projects/" + self.project, network_id=net_id,
+                network=np_.Network(host="hosts/qemu", mode=np_.Network.MODE_ISOLATED,
+                                    ipv4_cidr=cidr), request_id=rid())).operation, timeout=120)
+        first = create("first", "10.213.90.0/24")
+        taken = "ncbr%d" % (int(first.bridge[4:]) + 1)
+        subprocess.run(["ip", "link", "add", taken, "type", "bridge"], check=True)
+        try:
+            second = create("second", "10.213.91.0/24")
+            self.assertEqual(second.state, np_.Network.STATE_ACTIVE)
+            self.assertNotEqual(second.bridge, taken)
+            self.assertIn(second.bridge, virsh("net-info", "%s.second" % self.project))
+        finally:
+            subprocess.run(["ip", "link", "del", taken], check=False)
+
     def test_failures_mid_create_leave_nothing_behind(self):
         # the pool is defined, then building its directory fails (/proc
         # takes no new directories): no row, no libvirt pool
