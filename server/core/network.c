@@ -635,18 +635,18 @@ static int check_overlap(core_tx *tx, store_conn *conn, const char *host, const 
   }
   const char *proj = PQgetvalue(r, 0, 0);
   bool v4 = core_bool(r, 0, 4);
-  char other[200];
-  /* a network of a project the caller cannot see is not named */
+  char other[300];
+  /* a network of a project the caller cannot see is neither named nor
+   * described (its subnet would tell what another project runs there) */
   const core_principal *who = tx->call->who;
   if (who && core_principal_role(who, proj) > CORE_ROLE_NONE)
-    snprintf(other, sizeof(other), "network projects/%s/networks/%s", proj, PQgetvalue(r, 0, 1));
+    snprintf(other, sizeof(other), "%s of network projects/%s/networks/%s",
+             PQgetvalue(r, 0, v4 ? 2 : 3), proj, PQgetvalue(r, 0, 1));
   else
     snprintf(other, sizeof(other), "a network of another project");
   code = core_fail(tx->call, CORE_FAILED_PRECONDITION,
-                   "network.%s: %s overlaps %s of %s on hosts/%s; subnets on one host must not "
-                   "overlap",
-                   v4 ? "ipv4_cidr" : "ipv6_cidr", v4 ? v->cidr : v->ipv6,
-                   PQgetvalue(r, 0, v4 ? 2 : 3), other, host);
+                   "network.%s: %s overlaps %s on hosts/%s; subnets on one host must not overlap",
+                   v4 ? "ipv4_cidr" : "ipv6_cidr", v4 ? v->cidr : v->ipv6, other, host);
   PQclear(r);
   return code;
 }
