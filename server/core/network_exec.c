@@ -319,9 +319,15 @@ static int exec_create(core_op *op) {
   free(hosts);
   if (code) {
     host_failed(m, sizeof(m), code, "creating the network", n.host, err);
-    /* both or neither: take back whatever was defined under our UUID */
+    /* both or neither: take back whatever was defined under our UUID; a
+     * host that cannot be reached may hold it or not, so the row stays,
+     * in ERROR, for DeleteNetwork to converge once the host answers */
     char e2[256];
-    hv_net_delete(op->c->hv, n.host, n.uid, e2, sizeof(e2));
+    int dc = hv_net_delete(op->c->hv, n.host, n.uid, e2, sizeof(e2));
+    if (code == HV_UNAVAILABLE || (dc != HV_OK && dc != HV_NOT_FOUND)) {
+      state_apply keep = {.uid = n.uid, .state = NS(ERROR), .message = m};
+      return core_op_finish(op, code, m, apply_state, &keep);
+    }
     return core_op_finish(op, code, m, apply_remove, &rm);
   }
   state_apply ok = {.uid = n.uid, .state = NS(ACTIVE), .message = ""};
