@@ -152,6 +152,13 @@ char *core_pack_bytea(const ProtobufCMessage *msg);
 ProtobufCMessage *core_unpack_bytea(core_call *call, const ProtobufCMessageDescriptor *d,
                                     const char *text);
 
+/* The message of a failed hypervisor call for users: libvirt's text, or,
+ * when the host cannot be reached, only that (libvirt's text then names
+ * the host's address and user, which the API shows only to system
+ * administrators); the full text goes to the log. */
+void core_hv_failed(char *m, size_t mlen, int code, const char *what, const char *host,
+                    const char *err);
+
 /* ---- events of the compute side ---- */
 int core_emit(core_tx *tx, store_conn *conn, core_op *op, int type, const char *resource,
               const char *project, const char *message, const ProtobufCMessage *payload);

@@ -188,15 +188,6 @@ static int apply_remove(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMes
  * words>". When the host is unreachable libvirt names its address, port and
  * user, which the API hides from project members: the log gets it and the
  * message says only that. */
-static void host_failed(char *m, size_t mlen, int code, const char *what, const char *host,
-                        const char *err) {
-  if (code == HV_UNAVAILABLE) {
-    nc_warnf("networks: %s on hosts/%s: %s", what, host, err);
-    snprintf(m, mlen, "%s on hosts/%s failed: the host cannot be reached", what, host);
-  } else {
-    snprintf(m, mlen, "%s on hosts/%s failed: %s", what, host, err);
-  }
-}
 
 /* Honours a cancellation that arrived while the operation waited. */
 static bool cancelled(core_op *op, int percent, const char *status) {
@@ -285,7 +276,7 @@ static int exec_create(core_op *op) {
     char what[320];
     int hc = foreign_overlap(op, &n, what, sizeof(what), err, sizeof(err));
     if (hc) {
-      host_failed(m, sizeof(m), hc, "listing the networks", n.host, err);
+      core_hv_failed(m, sizeof(m), hc, "listing the networks", n.host, err);
       return core_op_finish(op, hc, m, apply_remove, &rm);
     }
     if (what[0]) {
@@ -318,7 +309,7 @@ static int exec_create(core_op *op) {
   }
   free(hosts);
   if (code) {
-    host_failed(m, sizeof(m), code, "creating the network", n.host, err);
+    core_hv_failed(m, sizeof(m), code, "creating the network", n.host, err);
     /* both or neither: take back whatever was defined under our UUID; a
      * host that cannot be reached may hold it or not, so the row stays,
      * in ERROR, for DeleteNetwork to converge once the host answers */
@@ -377,7 +368,7 @@ static int exec_delete(core_op *op) {
   char err[512];
   code = hv_net_delete(op->c->hv, n.host, n.uid, err, sizeof(err));
   if (code && code != HV_NOT_FOUND) {
-    host_failed(m, sizeof(m), code, "deleting the network", n.host, err);
+    core_hv_failed(m, sizeof(m), code, "deleting the network", n.host, err);
     failed_state(op, &n, &back, m);
     return core_op_finish(op, code, m, apply_state, &back);
   }
@@ -535,7 +526,7 @@ static int exec_update(core_op *op) {
     if (code) {
       free(labels);
       char msg[800];
-      host_failed(msg, sizeof(msg), code, "updating the network", n.host, err);
+      core_hv_failed(msg, sizeof(msg), code, "updating the network", n.host, err);
       return core_op_finish(op, code, msg, NULL, NULL);
     }
   }
@@ -619,7 +610,7 @@ static int exec_add_reservation(core_op *op) {
   char err[512];
   if ((code = hv_net_host_add(op->c->hv, n.host, n.uid, &h, err, sizeof(err)))) {
     char m[800];
-    host_failed(m, sizeof(m), code, "adding the reservation", n.host, err);
+    core_hv_failed(m, sizeof(m), code, "adding the reservation", n.host, err);
     return core_op_finish(op, code, m, NULL, NULL);
   }
   resv_apply ra = {.uid = n.uid,
@@ -642,7 +633,7 @@ static int exec_remove_reservation(core_op *op) {
   lower_mac(req->mac, mac);
   if ((code = hv_net_host_remove(op->c->hv, n.host, n.uid, mac, err, sizeof(err)))) {
     char m[800];
-    host_failed(m, sizeof(m), code, "removing the reservation", n.host, err);
+    core_hv_failed(m, sizeof(m), code, "removing the reservation", n.host, err);
     return core_op_finish(op, code, m, NULL, NULL);
   }
   resv_apply ra = {.uid = n.uid, .project = n.project, .mac = mac};
@@ -812,7 +803,7 @@ void core_networks_restore(core_compute *c, const char *host_id) {
     if (busy) continue; /* its operation records the state */
     int st = hc ? NS(ERROR) : NS(ACTIVE);
     char m[600] = "";
-    if (hc) host_failed(m, sizeof(m), hc, "restoring the network", host_id, err);
+    if (hc) core_hv_failed(m, sizeof(m), hc, "restoring the network", host_id, err);
     if (st != cur || (hc && strcmp(n->state_message, m) != 0))
       set_state(c, uid, PQgetvalue(hn.r, i, NET_C_VERSION), st, m);
   }

@@ -225,6 +225,16 @@ int core_emit(core_tx *tx, store_conn *conn, core_op *op, int type, const char *
   return core_event_append(tx, conn, &e, NULL);
 }
 
+void core_hv_failed(char *m, size_t mlen, int code, const char *what, const char *host,
+                    const char *err) {
+  if (code == HV_UNAVAILABLE) {
+    nc_warnf("%s on hosts/%s: %s", what, host, err);
+    snprintf(m, mlen, "%s on hosts/%s failed: the host cannot be reached", what, host);
+  } else {
+    snprintf(m, mlen, "%s on hosts/%s failed: %s", what, host, err);
+  }
+}
+
 /* ================= journal ================= */
 
 int core_op_enqueue(core_tx *tx, store_conn *conn, const core_op_new *n,

@@ -146,7 +146,7 @@ static int exec_create_pool(core_op *op) {
   code = hv_pool_create(op->c->hv, p.host, &spec, &info, err, sizeof(err));
   if (code) {
     char m[700];
-    snprintf(m, sizeof(m), "creating the pool on hosts/%s failed: %s", p.host, err);
+    core_hv_failed(m, sizeof(m), code, "creating the pool", p.host, err);
     /* both or neither: remove whatever libvirt kept under our UUID (a
      * defined pool whose build failed), then the row */
     if (code == HV_UNAVAILABLE) { /* kept, in ERROR, for DeletePool to converge */
@@ -176,7 +176,7 @@ static int exec_delete_pool(core_op *op) {
   if (code == HV_NOT_FOUND) code = HV_OK; /* gone already: converged */
   if (code) {
     char m[700];
-    snprintf(m, sizeof(m), "deleting the pool on hosts/%s failed: %s", p.host, err);
+    core_hv_failed(m, sizeof(m), code, "deleting the pool", p.host, err);
     hv_pool_info info;
     char e[256];
     int st = PS(ERROR);
@@ -426,6 +426,16 @@ static int apply_volume(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMes
   return CORE_OK;
 }
 
+/* As core_hv_failed, for executors that do not hold the volume's host. */
+static void vol_failed(char *m, size_t mlen, int code, const char *what, const char *err) {
+  if (code == HV_UNAVAILABLE) {
+    nc_warnf("%s: %s", what, err);
+    snprintf(m, mlen, "%s failed: its host cannot be reached", what);
+  } else {
+    snprintf(m, mlen, "%s failed: %s", what, err);
+  }
+}
+
 /* CreateVolume and CloneVolume: the operation targets the new row. */
 static int exec_new_volume(core_op *op) {
   vol_apply rm = {.uid = op->target_uid, .state = 0};
@@ -437,7 +447,7 @@ static int exec_new_volume(core_op *op) {
   int code = core_volume_materialize(op, op->target_uid, err, sizeof(err));
   if (code) {
     char m[700];
-    snprintf(m, sizeof(m), "creating the volume failed: %s", err);
+    vol_failed(m, sizeof(m), code, "creating the volume", err);
     if (code == HV_UNAVAILABLE) {
       /* the host may hold it or not: the row stays, in ERROR, for
        * DeleteVolume to converge once the host answers */
@@ -482,7 +492,7 @@ static int exec_resize_volume(core_op *op) {
   }
   if (code) {
     char m[700];
-    snprintf(m, sizeof(m), "resizing the volume failed: %s", err);
+    core_hv_failed(m, sizeof(m), code, "resizing the volume", v.host, err);
     vol_apply back = {.uid = op->target_uid, .state = state, .message = m};
     return core_op_finish(op, code, m, apply_volume, &back);
   }
@@ -502,7 +512,7 @@ static int exec_delete_volume(core_op *op) {
   int code = core_volume_unmaterialize(op, op->target_uid, req->wipe, err, sizeof(err));
   if (code) {
     char m[700];
-    snprintf(m, sizeof(m), "deleting the volume failed: %s", err);
+    vol_failed(m, sizeof(m), code, "deleting the volume", err);
     vol_apply back = {.uid = op->target_uid, .state = VS(ERROR), .message = m};
     return core_op_finish(op, code, m, apply_volume, &back);
   }

@@ -1037,7 +1037,10 @@ static int vm_state_now(core_op *op, const vm_ctx *v) {
 
 static int dev_fail(core_op *op, const vm_ctx *v, int code, const char *what, const char *err) {
   char m[800];
-  snprintf(m, sizeof(m), "%s: %s", what, err);
+  if (code == CORE_CANCELLED || !v->host[0])
+    snprintf(m, sizeof(m), "%s: %s", what, err);
+  else
+    core_hv_failed(m, sizeof(m), code, what, v->host, err);
   /* a volume this attach created goes with it (both or neither) */
   core_vm_volumes_unmaterialize(op, v->uid, false, false);
   dev_apply a = {.uid = v->uid, .ok = false, .state = vm_state_now(op, v)};
@@ -1050,7 +1053,7 @@ static int dev_begin(core_op *op, vm_ctx *v, const char *status) {
   int code = load_vm_uid(op, op->target_uid, v);
   if (code) return core_op_finish(op, code, op->msg, NULL, NULL), 1;
   if (!v->host[0]) {
-    dev_fail(op, v, CORE_FAILED_PRECONDITION, "attach failed", "the VM has no host");
+    dev_fail(op, v, CORE_FAILED_PRECONDITION, "the attach cannot run", "the VM has no host");
     return 1;
   }
   if (core_op_progress(op, 5, status)) {
@@ -1068,16 +1071,16 @@ static int exec_attach_volume(core_op *op) {
   int code = core_run_ro(op->c->db, &op->call, pending_tx, &pa);
   if (code) return core_op_finish(op, code, op->msg, NULL, NULL);
   if (!pa.found)
-    return dev_fail(op, &v, CORE_FAILED_PRECONDITION, "attach failed",
+    return dev_fail(op, &v, CORE_FAILED_PRECONDITION, "attaching the volume",
                     "the reserved volume is gone");
   char err[512];
   bool fresh = pa.state == NOVACRON__V1__VOLUME__STATE__STATE_CREATING;
   if (fresh) {
     core_op_progress(op, 20, "creating the volume");
     if ((code = core_vm_volumes_materialize(op, v.uid, err, sizeof(err))))
-      return dev_fail(op, &v, code, "attach failed", err);
+      return dev_fail(op, &v, code, "attaching the volume", err);
     if ((code = core_run_ro(op->c->db, &op->call, pending_tx, &pa)) || !pa.found)
-      return dev_fail(op, &v, code ? code : CORE_INTERNAL, "attach failed", "volume lost");
+      return dev_fail(op, &v, code ? code : CORE_INTERNAL, "attaching the volume", "volume lost");
   }
   core_op_progress(op, 60, "attaching the disk");
   Novacron__V1__VmDisk *d = core_alloc(&op->call, sizeof(*d));
@@ -1103,7 +1106,7 @@ static int exec_attach_volume(core_op *op) {
             HV_UNAVAILABLE)
       nc_warnf("%s: attach failed and hosts/%s is unreachable: %s may still be in the domain",
                v.vm->name, v.host, pa.name);
-    return dev_fail(op, &v, code, "attach failed", err);
+    return dev_fail(op, &v, code, "attaching the volume", err);
   }
   int st = vm_state_now(op, &v);
   char m[300];
@@ -1125,7 +1128,7 @@ static int exec_detach_volume(core_op *op) {
   char err[512];
   bool live = false;
   int code = hv_domain_detach_disk(op->c->hv, v.host, v.uid, target, 30, &live, err, sizeof(err));
-  if (code) return dev_fail(op, &v, code, "detach failed", err);
+  if (code) return dev_fail(op, &v, code, "detaching the volume", err);
   char m[300];
   snprintf(m, sizeof(m), "volume %s detached from %s", req->volume, target);
   dev_apply a = {.uid = v.uid,
@@ -1176,7 +1179,8 @@ static int exec_attach_nic(core_op *op) {
   int code = core_run_ro(op->c->db, &op->call, pending_nic_tx, &pa);
   if (code) return core_op_finish(op, code, op->msg, NULL, NULL);
   if (!pa.found)
-    return dev_fail(op, &v, CORE_FAILED_PRECONDITION, "attach failed", "the reserved NIC is gone");
+    return dev_fail(op, &v, CORE_FAILED_PRECONDITION, "attaching the NIC",
+                    "the reserved NIC is gone");
   Novacron__V1__VmNic *n = core_alloc(&op->call, sizeof(*n));
   if (!n) return core_op_finish(op, CORE_INTERNAL, "out of memory", NULL, NULL);
   novacron__v1__vm_nic__init(n);
@@ -1189,7 +1193,7 @@ static int exec_attach_nic(core_op *op) {
   char err[512];
   bool live = false;
   if ((code = hv_domain_attach_nic(op->c->hv, v.host, v.uid, &hn, &live, err, sizeof(err))))
-    return dev_fail(op, &v, code, "attach failed", err);
+    return dev_fail(op, &v, code, "attaching the NIC", err);
   int st = vm_state_now(op, &v);
   char m[300];
   snprintf(m, sizeof(m), "NIC %s on %s attached%s", pa.mac, pa.network,
@@ -1209,7 +1213,7 @@ static int exec_detach_nic(core_op *op) {
   char err[512];
   bool live = false;
   int code = hv_domain_detach_nic(op->c->hv, v.host, v.uid, req->mac, 30, &live, err, sizeof(err));
-  if (code) return dev_fail(op, &v, code, "detach failed", err);
+  if (code) return dev_fail(op, &v, code, "detaching the NIC", err);
   char m[200];
   snprintf(m, sizeof(m), "NIC %s detached", req->mac);
   dev_apply a = {.uid = v.uid,
