@@ -12,6 +12,7 @@ scripts/test)."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -21,7 +22,7 @@ import grpc
 
 import dhcp_client
 import harness
-from compute import C, Client, hp, np_, register_host, rid, sp, unique, vp
+from compute import C, Client, hp, np_, op, register_host, rid, sp, unique, vp
 from harness import Server
 from identity import admin, make_project
 
@@ -333,6 +334,55 @@ class QemuStorage(unittest.TestCase):
             self.assertIn(second.bridge, virsh("net-info", "%s.second" % self.project))
         finally:
             subprocess.run(["ip", "link", "del", taken], check=False)
+
+    def test_sigkill_mid_creates_leaves_rows_and_files_paired(self):
+        """A server killed while volumes are being made and VMs created with
+        new volumes: after its restart every operation ends, every volume
+        row has its file and every file of the project has its row."""
+        pool_dir = os.path.join(self.dir, "pool-k")
+        p = self.pool("qs-k", pool_dir)
+        for i in range(6):
+            self.cl.storage.CreateVolume(sp.CreateVolumeRequest(
+                parent="projects/" + self.project, volume_id="k%d" % i,
+                volume=sp.Volume(pool=p.name, size_bytes=256 * MIB,
+                                 format=sp.Volume.FORMAT_RAW if i % 2 else sp.Volume.FORMAT_QCOW2),
+                request_id=rid()))
+        for i in range(2):
+            self.cl.vm.CreateVm(vp.CreateVmRequest(
+                parent="projects/" + self.project, vm_id="kv%d" % i,
+                vm=vp.Vm(vcpus=1, memory_mib=96, disks=[vp.VmDisk(
+                    new_volume=vp.VmDiskNewVolume(size_gib=1, pool=p.name))]),
+                request_id=rid()))
+        time.sleep(0.2)  # some of it started on the hypervisor
+        self.srv.signal(signal.SIGKILL)
+        self.srv.wait()
+        self.ch.close()
+        self.srv = Server("--replica-id", "qemu-st", "--rate-limit-rps", "0",
+                          "--default-host-uri", "", "--storage-image-dirs", self.images,
+                          "--default-pool", "qs-default", name="qemu-storage-2",
+                          database_url=self.db).start()
+        self.ch = self.srv.channel()
+        self.cl = Client(self.ch, admin(self.srv, self.ch).token)
+        parent = "projects/" + self.project
+        deadline = time.monotonic() + 180
+        while self.cl.ops.ListOperations(op.ListOperationsRequest(
+                parent=parent, filter="done = false")).operations:
+            self.assertLess(time.monotonic(), deadline, "operations did not finish")
+            time.sleep(0.5)
+        vols = self.cl.storage.ListVolumes(sp.ListVolumesRequest(parent=parent)).volumes
+        files = {f for f in os.listdir(pool_dir) if f.startswith(self.project + ".")}
+        rows = {"%s.%s" % (self.project, v.name.rsplit("/", 1)[1]) for v in vols}
+        self.assertEqual(rows, files, "volume rows and files differ")
+        for v in vols:
+            self.assertIn(v.state, (sp.Volume.STATE_READY, sp.Volume.STATE_ATTACHED),
+                          "%s: %s" % (v.name, v.state_message))
+            info = qemu_img_info(os.path.join(pool_dir, "%s.%s" % (
+                self.project, v.name.rsplit("/", 1)[1])))
+            self.assertEqual(info["virtual-size"], v.size_bytes, v.name)
+        for v in self.cl.vm.ListVms(vp.ListVmsRequest(parent=parent)).vms:
+            self.assertEqual([d.volume for d in v.disks],
+                             ["%s/volumes/%s-disk0" % (parent, v.name.rsplit("/", 1)[1])])
+            self.assertIn(v.uid, virsh("list", "--all", "--uuid"))
 
     def test_failures_mid_create_leave_nothing_behind(self):
         # the pool is defined, then building its directory fails (/proc
