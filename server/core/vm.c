@@ -795,6 +795,8 @@ static int verb_tx(store_conn *conn, core_tx *tx) {
   } else if (busy[0]) {
     return core_op_busy(tx->call, vm->name, busy, bverb, a->project);
   }
+  /* no operation runs on the VM: what finished ones left reserved is freed */
+  if ((code = core_dev_release_stale(tx, conn, NULL, uid))) return code;
   if (!(a->allowed & BIT(vm->state)))
     return core_fail(tx->call, CORE_FAILED_PRECONDITION, "VM %s is %s; %s needs %s", vm->name,
                      core_vm_state_name(vm->state), a->verb, a->needs);
@@ -1120,7 +1122,7 @@ static int devices_check(core_tx *tx, store_conn *conn, verb_arg *a, const Novac
   /* the quota row before volumes and pools, in the order every
    * transaction of the project takes them */
   int code = core_quota_lock(tx, conn, puid);
-  if (code || (code = core_dev_release_stale(tx, conn, NULL, uid))) return code;
+  if (code) return code;
   if (a->req->descriptor == &novacron__v1__attach_volume_request__descriptor) {
     const Novacron__V1__AttachVolumeRequest *req = (const void *)a->req;
     if (vm->n_disks >= 16)
