@@ -84,6 +84,9 @@ Google__Protobuf__Timestamp *core_ts_s(core_call *call, int64_t seconds);
 /* Timestamp -> "seconds.micros" text for to_timestamp($n::float8). */
 void core_ts_text(const Google__Protobuf__Timestamp *ts, char *buf, size_t len);
 
+/* The uuid of project `project` (its id); NOT_FOUND "project ... not found". */
+int core_project_uid(core_tx *tx, store_conn *conn, const char *project, char uid[40]);
+
 /* Resource ids: 1-63 of [a-z0-9-], starting with a letter. */
 bool core_id_valid(const char *id);
 /* Parses `prefix{id}` exactly (e.g. "users/" + "alice"); false if not. */

@@ -557,16 +557,6 @@ typedef struct create_arg {
   Novacron__V1__Operation **out;
 } create_arg;
 
-static int project_uid(core_tx *tx, store_conn *conn, const char *project, char uid[40]) {
-  PGresult *r;
-  int code = core_q_one(tx, conn, "project_uid", "SELECT id FROM projects WHERE project_id = $1",
-                        project, "project", &r);
-  if (code) return code;
-  snprintf(uid, 40, "%s", PQgetvalue(r, 0, 0));
-  PQclear(r);
-  return CORE_OK;
-}
-
 /* RESOURCE_EXHAUSTED when one more network would exceed the project's
  * quota. Locks the quota row, so concurrent creates in a project queue. */
 static int check_quota(core_tx *tx, store_conn *conn, const char *project_uid) {
@@ -660,7 +650,7 @@ static int create_tx(store_conn *conn, core_tx *tx) {
   int code = core_idem_replay(tx, conn, req->request_id, &req->base, a->resp, &found);
   if (code || found) return code;
   char puid[40], huid[40];
-  if ((code = project_uid(tx, conn, a->project, puid))) return code;
+  if ((code = core_project_uid(tx, conn, a->project, puid))) return code;
   const char *k[] = {puid, req->network_id};
   PGresult *r;
   if ((code =

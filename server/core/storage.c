@@ -312,16 +312,6 @@ int core_volume_quota(core_tx *tx, store_conn *conn, const char *project_uid, in
   return CORE_OK;
 }
 
-static int project_uid(core_tx *tx, store_conn *conn, const char *project, char uid[40]) {
-  PGresult *r;
-  int code = core_q_one(tx, conn, "project_uid", "SELECT id FROM projects WHERE project_id = $1",
-                        project, "project", &r);
-  if (code) return code;
-  snprintf(uid, 40, "%s", PQgetvalue(r, 0, 0));
-  PQclear(r);
-  return CORE_OK;
-}
-
 static int check_id(core_call *call, const char *field, const char *id) {
   if (!core_id_valid(id) || id[strlen(id) - 1] == '-')
     return core_fail(call, CORE_INVALID_ARGUMENT,
@@ -751,7 +741,8 @@ static int vol_new_tx(store_conn *conn, core_tx *tx) {
   int code = core_idem_replay(tx, conn, a->rid, a->req, a->resp, &found);
   if (code || found) return code;
   char puid[40];
-  if ((code = project_uid(tx, conn, a->project, puid)) || (code = core_quota_lock(tx, conn, puid)))
+  if ((code = core_project_uid(tx, conn, a->project, puid)) ||
+      (code = core_quota_lock(tx, conn, puid)))
     return code;
   PGresult *r;
   /* the source volume first: it supplies the default pool, size, labels */
@@ -1089,7 +1080,7 @@ static int vol_verb_tx(store_conn *conn, core_tx *tx) {
   if (code || found) return code;
   PGresult *r;
   char qp[40];
-  if ((code = project_uid(tx, conn, a->project, qp)) == CORE_OK)
+  if ((code = core_project_uid(tx, conn, a->project, qp)) == CORE_OK)
     code = core_quota_lock(tx, conn, qp);
   if (code == CORE_NOT_FOUND)
     return core_fail(tx->call, CORE_NOT_FOUND, "volume projects/%s/volumes/%s not found",

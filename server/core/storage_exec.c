@@ -262,40 +262,37 @@ static int vol_made_tx(store_conn *conn, core_tx *tx) {
   char alloc[24], cap[24];
   snprintf(alloc, sizeof(alloc), "%" PRId64, a->info->allocation);
   /* an import of size 0 takes the image's size, in whole MiB */
-  snprintf(cap, sizeof(cap), "%" PRId64, (a->info->capacity + MIB - 1) / MIB * MIB);
-  const char *p[] = {a->uid, a->info->path, alloc, cap};
+  int64_t size = (a->info->capacity + MIB - 1) / MIB * MIB;
+  snprintf(cap, sizeof(cap), "%" PRId64, size);
+  const char *k[] = {a->uid};
   PGresult *r;
-  int code = core_q(tx, conn, "volume_made",
-                    "WITH old AS (SELECT size_bytes FROM volumes WHERE id = $1::uuid FOR UPDATE) "
-                    "UPDATE volumes v SET path = $2, allocation_bytes = $3::bigint, size_bytes = "
-                    "CASE WHEN v.size_bytes = 0 THEN $4::bigint ELSE v.size_bytes END FROM old "
-                    "WHERE v.id = $1::uuid RETURNING old.size_bytes = 0, v.project",
-                    4, p, &r);
+  /* the project's quota row first, in the order every volume
+   * transaction takes its locks */
+  int code = core_q(tx, conn, "volume_project", "SELECT project FROM volumes WHERE id = $1::uuid",
+                    1, k, &r);
   if (code) return code;
-  bool sized_now = PQntuples(r) > 0 && core_bool(r, 0, 0);
+  if (PQntuples(r) && (code = core_quota_lock(tx, conn, PQgetvalue(r, 0, 0)))) {
+    PQclear(r);
+    return code;
+  }
+  PQclear(r);
+  code = core_q(tx, conn, "volume_size_lock",
+                "SELECT size_bytes, project FROM volumes WHERE id = $1::uuid FOR UPDATE", 1, k, &r);
+  if (code) return code;
+  bool sized_now = PQntuples(r) > 0 && core_i64(r, 0, 0) == 0;
   char project[40];
   snprintf(project, sizeof(project), "%s", PQntuples(r) ? PQgetvalue(r, 0, 1) : "");
   PQclear(r);
-  if (!sized_now) return CORE_OK;
-  /* an import took the image's size: the quota is checked now that it is
-   * known (the whole transaction, size included, rolls back if over) */
-  const char *q[] = {project};
-  if ((code = core_q(tx, conn, "quota_volume_after_import",
-                     "SELECT q.volume_gib, (SELECT coalesce(sum((size_bytes + 1073741823) / "
-                     "1073741824), 0) FROM volumes WHERE project = q.project) FROM quotas q WHERE "
-                     "q.project = $1::uuid FOR UPDATE OF q",
-                     1, q, &r)))
-    return code;
-  bool over = PQntuples(r) && core_val(r, 0, 0) && core_i64(r, 0, 1) > core_i64(r, 0, 0);
-  int64_t used = PQntuples(r) ? core_i64(r, 0, 1) : 0,
-          limit = PQntuples(r) && core_val(r, 0, 0) ? core_i64(r, 0, 0) : 0;
-  PQclear(r);
-  if (over)
-    return core_fail(tx->call, CORE_RESOURCE_EXHAUSTED,
-                     "quota exceeded: the image's %" PRId64 " bytes bring volume_gib to %" PRId64
-                     ", the limit is %" PRId64,
-                     a->info->capacity, used, limit);
-  return CORE_OK;
+  /* an import's size is only known now: the quota is checked before it is
+   * recorded (the transaction rolls back if over) */
+  if (sized_now && (code = core_volume_quota(tx, conn, project, core_gib_up(size)))) return code;
+  const char *p[] = {a->uid, a->info->path, alloc, cap};
+  code = core_q(tx, conn, "volume_made",
+                "UPDATE volumes SET path = $2, allocation_bytes = $3::bigint, size_bytes = CASE "
+                "WHEN size_bytes = 0 THEN $4::bigint ELSE size_bytes END WHERE id = $1::uuid",
+                4, p, &r);
+  if (code == CORE_OK) PQclear(r);
+  return code;
 }
 
 /* The libvirt call that makes a volume's content: blank, a copy (same or

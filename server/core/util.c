@@ -523,3 +523,13 @@ void core_visible_projects(const core_principal *p, char *buf, size_t len) {
     o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? "," : "", p->bindings[i].project);
   if (o < len) snprintf(buf + o, len - o, "}");
 }
+
+int core_project_uid(core_tx *tx, store_conn *conn, const char *project, char uid[40]) {
+  PGresult *r;
+  int code = core_q_one(tx, conn, "project_uid", "SELECT id FROM projects WHERE project_id = $1",
+                        project, "project", &r);
+  if (code) return code;
+  snprintf(uid, 40, "%s", PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return CORE_OK;
+}
