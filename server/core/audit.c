@@ -41,9 +41,16 @@ static void rec_free(rec *r) {
   free(r);
 }
 
+typedef struct batch {
+  rec *first;
+  int n; /* counted under the lock: records queued later are not ours */
+} batch;
+
 static int write_batch(store_conn *conn, void *arg) {
-  rec *r = arg;
-  for (int i = 0; r && i < BATCH; r = r->next, i++) {
+  const batch *b = arg;
+  rec *r = b->first;
+  for (int i = 0; i < b->n; i++) {
+    if (i) r = r->next; /* never read the last record's next: add() writes it */
     char code[16];
     snprintf(code, sizeof(code), "%d", r->code);
     const char *p[] = {r->f[0], r->f[1], r->f[2], r->f[3], code, r->f[4], r->f[5], r->f[6]};
@@ -66,18 +73,17 @@ static void *writer(void *arg) {
     while (!a->head && !a->stop)
       pthread_cond_wait(&a->wake, &a->mu);
     if (!a->head && a->stop) break;
-    rec *batch = a->head;
-    long last = batch->seq;
-    int n = 1;
-    for (rec *r = batch; r->next && n < BATCH; r = r->next, n++)
+    batch b = {a->head, 1};
+    long last = b.first->seq;
+    for (rec *r = b.first; r->next && b.n < BATCH; r = r->next, b.n++)
       last = r->next->seq;
     bool stopping = a->stop;
     pthread_mutex_unlock(&a->mu);
     char err[256];
-    store_status st = store_tx(a->db, write_batch, batch, 3, err, sizeof(err));
+    store_status st = store_tx(a->db, write_batch, &b, 3, err, sizeof(err));
     pthread_mutex_lock(&a->mu);
     if (st == STORE_OK) {
-      for (int i = 0; i < n; i++) {
+      for (int i = 0; i < b.n; i++) {
         rec *r = a->head;
         a->head = r->next;
         if (!a->head) a->tail = NULL;
