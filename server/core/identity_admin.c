@@ -724,8 +724,9 @@ int core_identity_delete_project(core_identity *id, core_call *call,
 
 /* ================= quotas ================= */
 
-static const char *const quota_names[] = {"vcpus",      "memory_mib", "vms",
-                                          "volume_gib", "networks",   "backup_gib"};
+static const char *const quota_names[] = {"vcpus",    "memory_mib", "vms",    "volume_gib",
+                                          "networks", "backup_gib", "volumes"};
+#define NQUOTA ((int)(sizeof(quota_names) / sizeof(quota_names[0])))
 
 static Google__Protobuf__Int64Value **quota_slot(Novacron__V1__Quota__Limits *l, int i) {
   switch (i) {
@@ -734,18 +735,19 @@ static Google__Protobuf__Int64Value **quota_slot(Novacron__V1__Quota__Limits *l,
   case 2: return &l->vms;
   case 3: return &l->volume_gib;
   case 4: return &l->networks;
-  default: return &l->backup_gib;
+  case 5: return &l->backup_gib;
+  default: return &l->volumes;
   }
 }
 
 #define QUOTA_COLS \
   "p.project_id, q.vcpus, q.memory_mib, q.vms, q.volume_gib, q.networks, q.backup_gib, " \
-  "q.version, " CORE_TS("q.updated_at") ", (SELECT coalesce(sum(v.vcpus), 0) FROM vms v "  \
+  "q.volumes, q.version, " CORE_TS("q.updated_at") ", (SELECT coalesce(sum(v.vcpus), 0) FROM vms v "  \
   "WHERE v.project = q.project), (SELECT coalesce(sum(v.memory_mib), 0) FROM vms v WHERE " \
   "v.project = q.project), (SELECT count(*) FROM vms v WHERE v.project = q.project), "     \
   "(SELECT coalesce(sum((vo.size_bytes + 1073741823) / 1073741824), 0) FROM volumes vo "   \
   "WHERE vo.project = q.project), (SELECT count(*) FROM networks n WHERE n.project = "      \
-  "q.project)"
+  "q.project), (SELECT count(*) FROM volumes vo WHERE vo.project = q.project)"
 
 static Novacron__V1__Quota *quota_from_row(core_call *call, const PGresult *r) {
   Novacron__V1__Quota *q = core_alloc(call, sizeof(*q));
@@ -758,7 +760,7 @@ static Novacron__V1__Quota *quota_from_row(core_call *call, const PGresult *r) {
   char name[96];
   snprintf(name, sizeof(name), "projects/%s/quota", PQgetvalue(r, 0, 0));
   q->name = core_strdup(call, name);
-  for (int i = 0; i < 6; i++) {
+  for (int i = 0; i < NQUOTA; i++) {
     if (!core_val(r, 0, 1 + i)) continue;
     Google__Protobuf__Int64Value *v = core_alloc(call, sizeof(*v));
     if (!v) return NULL;
@@ -768,15 +770,16 @@ static Novacron__V1__Quota *quota_from_row(core_call *call, const PGresult *r) {
   }
   /* Usage: what the project's VMs, volumes (whole GiB each, as the quota
    * counts them) and networks hold; backups arrive with their service. */
-  u->vcpus = core_i64(r, 0, 9);
-  u->memory_mib = core_i64(r, 0, 10);
-  u->vms = core_i64(r, 0, 11);
-  u->volume_gib = core_i64(r, 0, 12);
-  u->networks = core_i64(r, 0, 13);
+  u->vcpus = core_i64(r, 0, 10);
+  u->memory_mib = core_i64(r, 0, 11);
+  u->vms = core_i64(r, 0, 12);
+  u->volume_gib = core_i64(r, 0, 13);
+  u->networks = core_i64(r, 0, 14);
+  u->volumes = core_i64(r, 0, 15);
   q->limits = l;
   q->usage = u;
-  q->etag = core_etag(call, core_i64(r, 0, 7));
-  q->update_time = core_ts(call, r, 0, 8);
+  q->etag = core_etag(call, core_i64(r, 0, 8));
+  q->update_time = core_ts(call, r, 0, 9);
   return q;
 }
 
@@ -787,7 +790,7 @@ typedef struct quota_arg {
   ProtobufCMessage *resp;
   Novacron__V1__Quota **out;
   const Novacron__V1__Quota *in;
-  bool set[6];
+  bool set[NQUOTA];
 } quota_arg;
 
 static int get_quota_tx(store_conn *conn, core_tx *tx) {
@@ -845,10 +848,10 @@ static int set_quota_tx(store_conn *conn, core_tx *tx) {
   int64_t version = core_i64(r, 0, 0);
   PQclear(r);
   if ((code = core_check_etag(tx->call, a->in->etag, version, "the quota"))) return code;
-  char vals[6][24];
-  const char *p[13];
+  char vals[NQUOTA][24];
+  const char *p[1 + 2 * NQUOTA];
   p[0] = a->project;
-  for (int i = 0; i < 6; i++) {
+  for (int i = 0; i < NQUOTA; i++) {
     Google__Protobuf__Int64Value *v =
         a->in->limits ? *quota_slot((Novacron__V1__Quota__Limits *)a->in->limits, i) : NULL;
     p[1 + 2 * i] = a->set[i] ? "t" : "f";
@@ -863,9 +866,10 @@ static int set_quota_tx(store_conn *conn, core_tx *tx) {
                 "volume_gib = CASE WHEN $8::bool THEN $9::bigint ELSE volume_gib END, "
                 "networks = CASE WHEN $10::bool THEN $11::bigint ELSE networks END, "
                 "backup_gib = CASE WHEN $12::bool THEN $13::bigint ELSE backup_gib END, "
+                "volumes = CASE WHEN $14::bool THEN $15::bigint ELSE volumes END, "
                 "version = q.version + 1, updated_at = now() FROM projects p "
                 "WHERE p.id = q.project AND p.project_id = $1 RETURNING " QUOTA_COLS,
-                13, p, &r);
+                1 + 2 * NQUOTA, p, &r);
   if (code) return code;
   *a->out = quota_from_row(tx->call, r);
   PQclear(r);
@@ -893,11 +897,11 @@ int core_identity_set_quota(core_identity *id, core_call *call,
   for (size_t k = 0; k < m->n_paths; k++) {
     bool ok = false;
     if (strcmp(m->paths[k], "limits") == 0) {
-      for (int i = 0; i < 6; i++)
+      for (int i = 0; i < NQUOTA; i++)
         a.set[i] = true;
       ok = true;
     }
-    for (int i = 0; i < 6 && !ok; i++) {
+    for (int i = 0; i < NQUOTA && !ok; i++) {
       if (strncmp(m->paths[k], "limits.", 7) == 0 && strcmp(m->paths[k] + 7, quota_names[i]) == 0) {
         a.set[i] = ok = true;
       }
@@ -905,11 +909,11 @@ int core_identity_set_quota(core_identity *id, core_call *call,
     if (!ok)
       return core_fail(call, CORE_INVALID_ARGUMENT,
                        "update_mask: \"%.64s\" is not a quota limit (limits, limits.vcpus, "
-                       "limits.memory_mib, limits.vms, limits.volume_gib, limits.networks, "
-                       "limits.backup_gib)",
+                       "limits.memory_mib, limits.vms, limits.volumes, limits.volume_gib, "
+                       "limits.networks, limits.backup_gib)",
                        m->paths[k]);
   }
-  for (int i = 0; i < 6 && req->quota->limits; i++) {
+  for (int i = 0; i < NQUOTA && req->quota->limits; i++) {
     Google__Protobuf__Int64Value *v =
         *quota_slot((Novacron__V1__Quota__Limits *)req->quota->limits, i);
     if (v && v->value < 0)

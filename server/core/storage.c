@@ -289,26 +289,35 @@ static bool host_ok(const char *s) {
          strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") == n;
 }
 
-int core_volume_quota(core_tx *tx, store_conn *conn, const char *project_uid, int64_t add_gib) {
+int core_volume_quota(core_tx *tx, store_conn *conn, const char *project_uid, int64_t add_count,
+                      int64_t add_gib) {
   const char *p[] = {project_uid};
   PGresult *r;
-  int code = core_q(tx, conn, "quota_volume_lock",
-                    "SELECT q.volume_gib, (SELECT coalesce(sum((size_bytes + 1073741823) / "
-                    "1073741824), 0) FROM volumes WHERE project = q.project) FROM quotas q WHERE "
-                    "q.project = $1::uuid FOR UPDATE OF q",
+  int code = core_q(tx, conn, "quota_volume_count_lock",
+                    "SELECT q.volumes, q.volume_gib, u.n, u.gib FROM quotas q, LATERAL (SELECT "
+                    "count(*) AS n, coalesce(sum((size_bytes + 1073741823) / 1073741824), 0) AS "
+                    "gib FROM volumes WHERE project = q.project) u WHERE q.project = $1::uuid "
+                    "FOR UPDATE OF q",
                     1, p, &r);
   if (code) return code;
-  if (PQntuples(r) == 0 || !core_val(r, 0, 0)) {
+  if (PQntuples(r) == 0) {
     PQclear(r);
     return CORE_OK;
   }
-  int64_t limit = core_i64(r, 0, 0), used = core_i64(r, 0, 1);
+  const char *what[] = {"volumes", "volume_gib"};
+  const int64_t add[] = {add_count, add_gib};
+  for (int i = 0; i < 2; i++) {
+    if (add[i] <= 0 || !core_val(r, 0, i)) continue;
+    int64_t limit = core_i64(r, 0, i), used = core_i64(r, 0, 2 + i);
+    if (used + add[i] > limit) {
+      PQclear(r);
+      return core_fail(tx->call, CORE_RESOURCE_EXHAUSTED,
+                       "quota exceeded: %s would be %" PRId64 " (%" PRId64 " used + %" PRId64
+                       " requested), the limit is %" PRId64,
+                       what[i], used + add[i], used, add[i], limit);
+    }
+  }
   PQclear(r);
-  if (add_gib > 0 && used + add_gib > limit)
-    return core_fail(tx->call, CORE_RESOURCE_EXHAUSTED,
-                     "quota exceeded: volume_gib would be %" PRId64 " (%" PRId64 " used + %" PRId64
-                     " requested), the limit is %" PRId64,
-                     used + add_gib, used, add_gib, limit);
   return CORE_OK;
 }
 
@@ -815,7 +824,7 @@ static int vol_new_tx(store_conn *conn, core_tx *tx) {
     return core_fail(tx->call, CORE_RESOURCE_EXHAUSTED,
                      "pool %s has %" PRId64 " bytes available; the volume needs %" PRId64, pl->name,
                      pl->available_bytes, size);
-  if ((code = core_volume_quota(tx, conn, puid, core_gib_up(size)))) return code;
+  if ((code = core_volume_quota(tx, conn, puid, 1, core_gib_up(size)))) return code;
   char fmt[4], sz[24];
   snprintf(fmt, sizeof(fmt), "%d", format);
   snprintf(sz, sizeof(sz), "%" PRId64, size);
@@ -1193,7 +1202,7 @@ static int resize_check(core_tx *tx, store_conn *conn, vol_verb *a, const Novacr
   if (v->format == NOVACRON__V1__VOLUME__FORMAT__FORMAT_RAW &&
       (code = core_pool_book(tx, conn, p[0], grow)))
     return code;
-  return core_volume_quota(tx, conn, puid,
+  return core_volume_quota(tx, conn, puid, 0,
                            core_gib_up(req->size_bytes) - core_gib_up(v->size_bytes));
 }
 

@@ -285,7 +285,7 @@ static int vol_made_tx(store_conn *conn, core_tx *tx) {
   PQclear(r);
   /* an import's size is only known now: the quota is checked before it is
    * recorded (the transaction rolls back if over) */
-  if (sized_now && (code = core_volume_quota(tx, conn, project, core_gib_up(size)))) return code;
+  if (sized_now && (code = core_volume_quota(tx, conn, project, 0, core_gib_up(size)))) return code;
   const char *p[] = {a->uid, a->info->path, alloc, cap};
   code = core_q(tx, conn, "volume_made",
                 "UPDATE volumes SET path = $2, allocation_bytes = $3::bigint, size_bytes = CASE "

@@ -54,9 +54,11 @@ const char *core_volume_state_name(int state);
 void core_volume_lvname(const char *project, const char *volume, char *out, size_t len);
 /* Size rounded up to whole GiB, as the quota counts it. */
 int64_t core_gib_up(int64_t bytes);
-/* RESOURCE_EXHAUSTED when `add_gib` more GiB of volumes would exceed the
- * project's volume_gib quota (locks the quota row). */
-int core_volume_quota(core_tx *tx, store_conn *conn, const char *project_uid, int64_t add_gib);
+/* RESOURCE_EXHAUSTED when `add_count` more volumes or `add_gib` more GiB
+ * of them would exceed the project's volumes or volume_gib quota (locks
+ * the quota row). */
+int core_volume_quota(core_tx *tx, store_conn *conn, const char *project_uid, int64_t add_count,
+                      int64_t add_gib);
 /* Locks a project's quota row: every transaction that locks volumes or
  * pools of a project takes it first, so they queue in one order. */
 int core_quota_lock(core_tx *tx, store_conn *conn, const char *project_uid);

@@ -309,7 +309,7 @@ int core_dev_plan_nic(core_tx *tx, store_conn *conn, dev_plan *p, const Novacron
 /* New volumes without a pool go to --default-pool on the VM's host. */
 int core_dev_plan_host(core_tx *tx, store_conn *conn, dev_plan *p, const char *host_id) {
   core_call *call = tx->call;
-  int64_t gib = 0;
+  int64_t gib = 0, count = 0;
   /* space asked of each pool by this request's earlier disks */
   char pools[HV_MAX_DISKS][40];
   int64_t asked[HV_MAX_DISKS];
@@ -376,8 +376,9 @@ int core_dev_plan_host(core_tx *tx, store_conn *conn, dev_plan *p, const char *h
                        " needed",
                        pd->field, pd->pool_host, pd->pool_id, avail, pd->size);
     gib += core_gib_up(pd->size);
+    count++;
   }
-  return gib ? core_volume_quota(tx, conn, p->puid, gib) : CORE_OK;
+  return count ? core_volume_quota(tx, conn, p->puid, count, gib) : CORE_OK;
 }
 
 /* Writes the reservations: new volume rows (CREATING), existing volumes

@@ -183,16 +183,18 @@ class NovactlIdentity(unittest.TestCase):
         self.assertEqual(q["name"], "projects/%s/quota" % project)
         self.assertIn("usage", q)
         q = root.json(self, "quota", "set", project, "--vcpus", "64", "--memory-mib", "131072",
-                      "--vms", "20", "--volume-gib", "2000", "--networks", "10", "--backup-gib",
-                      "5000")
+                      "--vms", "20", "--volumes", "40", "--volume-gib", "2000", "--networks", "10",
+                      "--backup-gib", "5000")
         self.assertEqual(q["limits"], {"vcpus": 64, "memoryMib": 131072, "vms": 20,
-                                       "volumeGib": 2000, "networks": 10, "backupGib": 5000})
+                                       "volumes": 40, "volumeGib": 2000, "networks": 10,
+                                       "backupGib": 5000})
         q = root.json(self, "quota", "set", project, "--vms", "unlimited")
         self.assertNotIn("vms", q["limits"])
         self.assertEqual(q["limits"]["vcpus"], 64)
         r = root("quota", "get", project)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout, r"vms\s+unlimited")
+        self.assertRegex(r.stdout, r"volumes\s+40\s+0")
         r = root("quota", "set", project)
         self.assertEqual(r.returncode, 2)
 

@@ -739,6 +739,19 @@ class Volumes(Base):
                         sp.CloneVolumeRequest(name=a.name, volume_id="copy"),
                         contains="volume_gib")
         self.assertEqual(usage(self.root_api, project).volume_gib, 4)
+        # the number of volumes has its own limit; clones count too
+        set_quota(self.root_api, project, volume_gib=100, volumes=3)
+        self.assertEqual(usage(self.root_api, project).volumes, 3)
+        self.assertCode(C.RESOURCE_EXHAUSTED, self.root.storage.CreateVolume,
+                        sp.CreateVolumeRequest(parent="projects/" + project, volume_id="fourth",
+                                               volume=sp.Volume(pool=self.p1, size_bytes=MIB)),
+                        contains="volumes would be 4 (3 used + 1 requested), the limit is 3")
+        self.assertCode(C.RESOURCE_EXHAUSTED, self.root.storage.CloneVolume,
+                        sp.CloneVolumeRequest(name=a.name, volume_id="copy"),
+                        contains="volumes would be 4")
+        # growing adds no volume
+        self.root.done(self.root.storage.ResizeVolume(sp.ResizeVolumeRequest(
+            name=a.name, size_bytes=2 * GIB, request_id=rid())).operation)
         # a project that still holds volumes cannot be deleted
         self.assertCode(C.FAILED_PRECONDITION, self.root_api.DeleteProject,
                         ip.DeleteProjectRequest(name="projects/" + project))

@@ -188,6 +188,13 @@ class Disks(Base):
         set_quota(self.root_api, project, volume_gib=3)
         self.assertCode(C.RESOURCE_EXHAUSTED, self.root.vm.CreateVm, self.create_req(
             project, disks=[new_disk(2)], placement=on_default()), contains="volume_gib")
+        # and their number: two volumes exist, one more is over a limit of 2
+        set_quota(self.root_api, project, volume_gib=100, volumes=2)
+        self.assertCode(C.RESOURCE_EXHAUSTED, self.root.vm.CreateVm, self.create_req(
+            project, disks=[new_disk(1)], placement=on_default()),
+            contains="volumes would be 3 (2 used + 1 requested), the limit is 2")
+        set_quota(self.root_api, project, volumes=3)
+        self.assertEqual(usage(self.root_api, project).volumes, 2)
         # validate_only checks it all and creates nothing
         vm_id = unique("vm")
         o = self.root.vm.CreateVm(vp.CreateVmRequest(

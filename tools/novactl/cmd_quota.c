@@ -23,6 +23,7 @@ static const quota_limit limits[] = {
     {"memory-mib", "limits.memory_mib", "memoryMib",
      offsetof(Novacron__V1__Quota__Limits, memory_mib)},
     {"vms", "limits.vms", "vms", offsetof(Novacron__V1__Quota__Limits, vms)},
+    {"volumes", "limits.volumes", "volumes", offsetof(Novacron__V1__Quota__Limits, volumes)},
     {"volume-gib", "limits.volume_gib", "volumeGib",
      offsetof(Novacron__V1__Quota__Limits, volume_gib)},
     {"networks", "limits.networks", "networks", offsetof(Novacron__V1__Quota__Limits, networks)},
@@ -114,8 +115,8 @@ int cmd_quota_set(cli_ctx *ctx) {
   }
   if (mask.n_paths == 0)
     return out_usage_error(ctx->name,
-                           "nothing to change: give --vcpus, --memory-mib, --vms, --volume-gib, "
-                           "--networks or --backup-gib");
+                           "nothing to change: give --vcpus, --memory-mib, --vms, --volumes, "
+                           "--volume-gib, --networks or --backup-gib");
   quota_name(ctx, name, sizeof(name));
   quota.name = name;
   quota.limits = &lims;

@@ -114,6 +114,7 @@ static const cli_flag quota_set_flags[] = {
     {"vcpus", "N", NULL, NULL, "Total virtual CPUs of all VMs (a number or unlimited)."},
     {"memory-mib", "N", NULL, NULL, "Total memory of all VMs in MiB (or unlimited)."},
     {"vms", "N", NULL, NULL, "Number of VMs (or unlimited)."},
+    {"volumes", "N", NULL, NULL, "Number of volumes, a VM's new disks included (or unlimited)."},
     {"volume-gib", "N", NULL, NULL, "Total size of all volumes in GiB (or unlimited)."},
     {"networks", "N", NULL, NULL, "Number of networks (or unlimited)."},
     {"backup-gib", "N", NULL, NULL, "Total stored size of all backups in GiB (or unlimited)."},
