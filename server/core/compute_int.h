@@ -167,12 +167,16 @@ int core_emit(core_tx *tx, store_conn *conn, core_op *op, int type, const char *
 
 /* The columns vm_from_row reads (FROM vms v JOIN projects p ... LEFT JOIN
  * hosts h ...). */
-#define VM_COLS                                                                            \
+#define VM_COLS \
   "v.id, p.project_id, v.vm_id, v.description, v.labels::text, v.state, v.state_message, " \
   "v.vcpus, v.memory_mib, v.max_vcpus, v.max_memory_mib, v.disks, v.nics, v.placement, "   \
   "v.user_data, v.machine_type, v.firmware, h.host_id, v.version, " CORE_TS(               \
-      "v.created_at") ", " CORE_TS("v.updated_at") ", v.project, v.host"
-#define VM_NCOLS 23
+      "v.created_at") ", " CORE_TS("v.updated_at") ", v.project, v.host, (SELECT "           \
+                                                   "string_agg(n.mac::text || '|' || "          \
+                                                   "n.target_device || '|' || "                 \
+                                                   "array_to_string(n.ip_addresses, ','), ';') " \
+                                                   "FROM vm_nics n WHERE n.vm = v.id)"
+#define VM_NCOLS 24
 #define VM_FROM " FROM vms v JOIN projects p ON p.id = v.project LEFT JOIN hosts h ON h.id = v.host"
 Novacron__V1__Vm *core_vm_from_row(core_call *call, const PGresult *r, int i);
 /* Reads a VM (optionally FOR UPDATE OF v) by its uid; NOT_FOUND if gone. */

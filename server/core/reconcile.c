@@ -59,7 +59,7 @@ static int rows_tx(store_conn *conn, core_tx *tx) {
                 "SELECT " VM_COLS
                 ", EXISTS (SELECT 1 FROM operations o WHERE o.target_uid = v.id "
                 "AND o.state IN (1, 2))" VM_FROM
-                " WHERE h.host_id = $1 AND ($2::uuid IS NULL OR v.id = $2::uuid)",
+                " WHERE ($1 = '' OR h.host_id = $1) AND ($2::uuid IS NULL OR v.id = $2::uuid)",
                 2, p, &a->r);
 }
 
@@ -143,14 +143,26 @@ static void reconcile(core_compute *c, const char *host, const char *only_uuid,
     core_arena_free(&arena);
     return;
   }
+  char row_host[64];
+  if (!host[0]) { /* one VM, wherever it is (after one of its operations) */
+    if (!only_uuid || PQntuples(hr.r) != 1 || !core_val(hr.r, 0, 17)) {
+      PQclear(hr.r);
+      core_arena_free(&arena);
+      return;
+    }
+    snprintf(row_host, sizeof(row_host), "%s", PQgetvalue(hr.r, 0, 17));
+    host = row_host;
+  }
   hv_domain_info *doms = NULL;
   int ndoms = 0;
   char err[512];
   int hc;
-  if (only_uuid) { /* one VM (a libvirt event): look it up, not the whole host */
+  hv_domain_spec *spec = NULL; /* the one VM's live definition */
+  if (only_uuid) {             /* one VM (a libvirt event): look it up, not the whole host */
     doms = calloc(1, sizeof(*doms));
-    hv_domain_spec spec;
-    hc = doms ? hv_domain_get(c->hv, host, only_uuid, &spec, doms, err, sizeof(err)) : HV_INTERNAL;
+    spec = malloc(sizeof(*spec));
+    hc = doms && spec ? hv_domain_get(c->hv, host, only_uuid, spec, doms, err, sizeof(err))
+                      : HV_INTERNAL;
     if (hc == HV_OK) {
       ndoms = 1;
       snprintf(doms->uuid, sizeof(doms->uuid), "%s", only_uuid);
@@ -161,10 +173,12 @@ static void reconcile(core_compute *c, const char *host, const char *only_uuid,
   }
   if (hc != HV_OK) {
     free(doms);
+    free(spec);
     PQclear(hr.r); /* unreachable: the heartbeat reports it */
     core_arena_free(&arena);
     return;
   }
+  core_lease_cache *leases = core_lease_cache_new();
   int n = PQntuples(hr.r);
   bool *known = calloc((size_t)ndoms + 1, sizeof(bool));
   for (int i = 0; i < n; i++) {
@@ -209,6 +223,12 @@ static void reconcile(core_compute *c, const char *host, const char *only_uuid,
       continue;
     }
     int actual = core_vm_state_of(doms[d].state);
+    if (vm->n_nics > 0) { /* devices and leases, as observations */
+      core_nics_seen nics;
+      core_nics_observe(c, &call, host, uid, only_uuid ? spec : NULL,
+                        actual == S(RUNNING) || actual == S(PAUSED), leases, &nics);
+      core_nics_save(c, &call, uid, &nics);
+    }
     if (cur == S(ERROR) && actual == S(STOPPED)) continue; /* keeps the failure's message */
     if (actual != cur) {
       char m[200];
@@ -233,6 +253,8 @@ static void reconcile(core_compute *c, const char *host, const char *only_uuid,
                  doms[k].name, doms[k].uuid);
     }
   free(known);
+  core_lease_cache_free(leases);
+  free(spec);
   PQclear(hr.r);
   free(doms);
   core_arena_free(&arena);

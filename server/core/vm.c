@@ -61,6 +61,7 @@ Novacron__V1__Vm *core_vm_from_row(core_call *call, const PGresult *r, int i) {
   if (dev) {
     v->nics = dev->nics;
     v->n_nics = dev->n_nics;
+    core_nics_render(call, v, PQgetvalue(r, i, 23));
   }
   v->placement = (Novacron__V1__VmPlacement *)core_unpack_bytea(
       call, &novacron__v1__vm_placement__descriptor, PQgetvalue(r, i, 13));

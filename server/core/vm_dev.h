@@ -88,4 +88,41 @@ int core_vm_full_spec(core_compute *c, core_call *call, const Novacron__V1__Vm *
 void core_disk_hv(const Novacron__V1__VmDisk *d, const char *path, int format, hv_disk *out);
 void core_nic_hv(const Novacron__V1__VmNic *n, const char *libvirt_network, hv_nic *out);
 
+/* ---- what the NICs look like on the host (core/vm_nics.c) ---- */
+
+#define CORE_NIC_IPS 4
+
+typedef struct core_nic_seen {
+  char mac[18];
+  char target[16]; /* host-side device while the domain runs, else "" */
+  char ips[CORE_NIC_IPS][46];
+  int nips;
+  bool keep_ips; /* the leases could not be read: keep the recorded ones */
+} core_nic_seen;
+
+typedef struct core_nics_seen {
+  bool ok; /* observed (else there is nothing to record) */
+  int n;
+  core_nic_seen nic[HV_MAX_NICS];
+} core_nics_seen;
+
+/* Leases read during one pass, one read per network. */
+typedef struct core_lease_cache core_lease_cache;
+core_lease_cache *core_lease_cache_new(void);
+void core_lease_cache_free(core_lease_cache *lc);
+
+/* Observes VM `uid`'s NICs on `host`: devices from `live` (the running
+ * domain's definition; read here when NULL and `running`), addresses from
+ * the DHCP leases of their networks (through `lc` when given). Leaves
+ * out->ok false when nothing could be observed. No transaction. */
+void core_nics_observe(core_compute *c, core_call *call, const char *host, const char *uid,
+                       const hv_domain_spec *live, bool running, core_lease_cache *lc,
+                       core_nics_seen *out);
+/* Records an observation in the caller's transaction (no version bump). */
+int core_nics_record(core_tx *tx, store_conn *conn, const char *uid, const core_nics_seen *s);
+/* core_nics_record in a transaction of its own; failures are logged. */
+void core_nics_save(core_compute *c, core_call *call, const char *uid, const core_nics_seen *s);
+/* Fills VmNic.target_device and ip_addresses from VM_COLS' NIC column. */
+void core_nics_render(core_call *call, Novacron__V1__Vm *vm, const char *seen);
+
 #endif

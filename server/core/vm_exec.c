@@ -97,13 +97,16 @@ typedef struct state_apply {
   const char *uid;
   int state;
   const char *message;
+  const core_nics_seen *nics; /* observed NIC devices and addresses, or NULL */
 } state_apply;
 
 static int apply_state(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMessage **resp,
                        void *arg) {
   state_apply *s = arg;
   Novacron__V1__Vm *vm = NULL;
-  int code = core_vm_set_state(tx, conn, op, s->uid, s->state, s->message, &vm);
+  int code = core_nics_record(tx, conn, s->uid, s->nics);
+  if (code) return code;
+  code = core_vm_set_state(tx, conn, op, s->uid, s->state, s->message, &vm);
   if (code) return code;
   *resp = &vm->base;
   return CORE_OK;
@@ -128,6 +131,14 @@ static int finish(core_op *op, const vm_ctx *v, int code, const char *msg, int o
     else
       s.state = core_vm_state_of(hs);
     s.message = code == CORE_CANCELLED ? "" : m;
+  }
+  /* the NICs' host devices come and go with the domain: the VM this
+   * operation returns shows them (addresses follow from the leases) */
+  core_nics_seen seen = {0};
+  if (v->vm && v->vm->n_nics > 0 && s.state != S(UNKNOWN)) {
+    core_nics_observe(op->c, &op->call, v->host, v->uid, NULL,
+                      s.state == S(RUNNING) || s.state == S(PAUSED), NULL, &seen);
+    s.nics = &seen;
   }
   return core_op_finish(op, code, code ? m : NULL, apply_state, &s);
 }
@@ -190,6 +201,7 @@ typedef struct created_apply {
   const char *uid;
   int state;
   const char *message;
+  const core_nics_seen *nics; /* observed once started, or NULL */
 } created_apply;
 
 /* A created VM: its new and reserved volumes are attached, its state set. */
@@ -197,7 +209,7 @@ static int apply_created(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMe
                          void *arg) {
   created_apply *a = arg;
   int code = core_vm_devices_commit(tx, conn, op, a->uid);
-  if (code) return code;
+  if (code || (code = core_nics_record(tx, conn, a->uid, a->nics))) return code;
   Novacron__V1__Vm *vm = NULL;
   if ((code = core_vm_set_state(tx, conn, op, a->uid, a->state, a->message, &vm))) return code;
   *resp = &vm->base;
@@ -253,6 +265,12 @@ static int define_vm(core_op *op, const char *uid, bool start, const char *what)
       created_apply bad = {.uid = v.uid, .state = S(ERROR), .message = m};
       return core_op_finish(op, code, m, apply_created, &bad);
     }
+    core_nics_seen seen = {0};
+    if (spec.nnics > 0) {
+      core_nics_observe(op->c, &op->call, v.host, v.uid, NULL, true, NULL, &seen);
+      ok.nics = &seen;
+    }
+    return core_op_finish(op, CORE_OK, NULL, apply_created, &ok);
   }
   return core_op_finish(op, CORE_OK, NULL, apply_created, &ok);
 }
@@ -898,8 +916,9 @@ typedef struct dev_apply {
   const char *remove_volume;            /* volume name */
   const Novacron__V1__VmNic *add_nic;
   const char *remove_mac;
-  const char *message; /* the VM event's */
-  int state;           /* the VM's state after (libvirt's) */
+  const char *message;        /* the VM event's */
+  int state;                  /* the VM's state after (libvirt's) */
+  const core_nics_seen *nics; /* observed after a NIC attach, or NULL */
 } dev_apply;
 
 static int apply_devices(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMessage **resp,
@@ -944,6 +963,10 @@ static int apply_devices(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMe
     if (!(a->ok && a->remove_mac && strcmp(vm->nics[i]->mac, a->remove_mac) == 0))
       lists.nics[lists.n_nics++] = vm->nics[i];
   if (a->ok && a->add_nic) lists.nics[lists.n_nics++] = (Novacron__V1__VmNic *)a->add_nic;
+  for (size_t i = 0; i < lists.n_nics; i++) { /* observations live in vm_nics, not here */
+    lists.nics[i]->target_device = (char *)"";
+    lists.nics[i]->n_ip_addresses = 0;
+  }
   if (a->ok) {
     Novacron__V1__Vm dm = NOVACRON__V1__VM__INIT, nm = NOVACRON__V1__VM__INIT;
     dm.disks = lists.disks;
@@ -987,6 +1010,7 @@ static int apply_devices(store_conn *conn, core_tx *tx, core_op *op, ProtobufCMe
       PQclear(r);
     }
   }
+  if ((code = core_nics_record(tx, conn, a->uid, a->nics))) return code;
   Novacron__V1__Vm *now = NULL;
   if ((code = core_vm_set_state(tx, conn, op, a->uid, a->state, "", &now))) return code;
   *resp = &now->base;
@@ -1198,7 +1222,12 @@ static int exec_attach_nic(core_op *op) {
   char m[300];
   snprintf(m, sizeof(m), "NIC %s on %s attached%s", pa.mac, pa.network,
            !live && st == S(RUNNING) ? " (the guest sees it after the next start)" : "");
-  dev_apply a = {.uid = v.uid, .ok = true, .add_nic = n, .message = m, .state = st};
+  /* a hot-plugged NIC has its host device now */
+  core_nics_seen seen = {0};
+  if (st != S(UNKNOWN))
+    core_nics_observe(op->c, &op->call, v.host, v.uid, NULL, st == S(RUNNING) || st == S(PAUSED),
+                      NULL, &seen);
+  dev_apply a = {.uid = v.uid, .ok = true, .add_nic = n, .message = m, .state = st, .nics = &seen};
   return core_op_finish(op, CORE_OK, NULL, apply_devices, &a);
 }
 

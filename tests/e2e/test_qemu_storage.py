@@ -62,7 +62,7 @@ class QemuStorage(unittest.TestCase):
     def setUp(self):
         self.srv = Server("--replica-id", "qemu-st", "--rate-limit-rps", "0",
                           "--default-host-uri", "", "--storage-image-dirs", self.images,
-                          "--default-pool", "qs-default",
+                          "--default-pool", "qs-default", "--reconcile-interval-s", "1",
                           name="qemu-storage", database_url=self.db).start()
         self.ch = self.srv.channel()
         self.api = admin(self.srv, self.ch)
@@ -275,11 +275,26 @@ class QemuStorage(unittest.TestCase):
         self.assertIn(lvname, virsh("domiflist", vm.uid))
         self.assertTrue(net.bridge.startswith("ncbr"), net.bridge)
         self.assertIn(net.bridge, virsh("domiflist", vm.uid) + virsh("net-info", lvname))
+        # the NIC's host-side device, as libvirt lists it
+        devs = [line.split()[0] for line in virsh("domiflist", vm.uid).splitlines()[2:]
+                if line.split()]
+        self.assertRegex(vm.nics[0].target_device, r"^vnet\d+$")
+        self.assertEqual(devs, [vm.nics[0].target_device])
+        self.assertEqual(self.cl.vm.GetVm(vp.GetVmRequest(name=vm.name)).vm.nics[0].target_device,
+                         vm.nics[0].target_device)
+        # a stopped VM whose NIC has the MAC the dynamic client below uses:
+        # its address comes from that real lease
+        other = "52:54:00:4e:43:77"
+        parked = self.cl.done(self.cl.vm.CreateVm(vp.CreateVmRequest(
+            parent="projects/" + self.project, vm_id="parked",
+            vm=vp.Vm(vcpus=1, memory_mib=128, nics=[vp.VmNic(network=net.name, mac=other)]),
+            request_id=rid())).operation, timeout=180)
+        self.assertEqual((parked.nics[0].target_device, list(parked.nics[0].ip_addresses)),
+                         ("", []))
 
         # real DHCP clients on the network's bridge: the reserved MAC gets
         # its reserved address, another one an address from the range
         self.assertEqual(dhcp_client.lease(net.bridge, mac), "10.213.77.50")
-        other = "52:54:00:4e:43:77"
         dynamic = dhcp_client.lease(net.bridge, other)
         self.assertTrue(100 <= int(dynamic.rsplit(".", 1)[1]) <= 200, dynamic)
         leases = {}
@@ -302,6 +317,16 @@ class QemuStorage(unittest.TestCase):
         ordered = self.cl.net.ListLeases(np_.ListLeasesRequest(
             parent=net.name, order_by="ip desc")).leases
         self.assertEqual([x.ip for x in ordered][0], dynamic)
+        # the reconciler records the lease on the VM's NIC
+        deadline = time.monotonic() + 30
+        ips = []
+        while time.monotonic() < deadline and not ips:
+            ips = list(self.cl.vm.GetVm(vp.GetVmRequest(name=parked.name)).vm.nics[0].ip_addresses)
+            if not ips:
+                time.sleep(0.5)
+        self.assertEqual(ips, [dynamic])
+        self.cl.done(self.cl.vm.DeleteVm(vp.DeleteVmRequest(
+            name=parked.name, request_id=rid())).operation, timeout=180)
 
         # in use: the network cannot go while the VM's NIC is on it
         with self.assertRaises(grpc.RpcError) as e:

@@ -11,11 +11,13 @@ hold domains NovaCron does not know). The test driver cannot hot-plug: a
 device added to a running VM lands in its persistent definition, and the
 VM's event says the guest sees it after the next start. NICs need networks,
 so these tests also drive NetworkService.CreateNetwork (MODE_ISOLATED)."""
+import time
 import unittest
 
 import compute
 from compute import C, ep, op, rid, unique, vp
 from identity import ip, make_project
+from test_network import psql
 from test_storage import (GIB, LOGICAL, QCOW2, RAW, VS, Case, create_pool, create_volume,
                           delete_pool, delete_volume, domain_xml, events_since, head_sequence,
                           private_host, set_quota, start_server, unpack, usage)
@@ -622,6 +624,60 @@ class Nics(Base):
         for net in (far, near, theirs):
             delete_network(self.root, net.name)
         delete_volume(self.root, vol.name)
+
+
+class NicState(Base):
+    """VmNic.target_device and ip_addresses: what the host shows, recorded
+    by the operations that change the VM's power and by the reconciler."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv, cls.ch, cls.root_api, cls.root = start_server(
+            cls.__name__, None, "--reconcile-interval-s", "1")
+        cls.project = make_project(cls.root_api, "ns")
+
+    def targets(self, vm):
+        return [n.target_device for n in vm.nics]
+
+    def wait_targets(self, name, want):
+        deadline = time.monotonic() + 15
+        while self.targets(self.vm(name)) != want and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(self.targets(self.vm(name)), want)
+
+    def test_devices_follow_the_power_state(self):
+        net = create_network(self.root, self.project, "10.71.9.0/24")
+        # output-only fields in a request are ignored
+        vm, name = self.create_vm(nics=[
+            vp.VmNic(network=net.name, target_device="vnet99", ip_addresses=["10.71.9.50"]),
+            vp.VmNic(network=net.name)])
+        self.assertEqual(self.targets(vm), ["", ""])
+        self.assertEqual([list(n.ip_addresses) for n in vm.nics], [[], []])
+        started = self.verb("StartVm", name)
+        t = self.targets(started)
+        self.assertTrue(all(x.startswith("testnet") for x in t), t)
+        self.assertEqual(len(set(t)), 2, t)
+        got = self.vm(name)
+        self.assertEqual(self.targets(got), t)
+        # the test driver runs no DHCP server: no lease, no address
+        self.assertEqual([list(n.ip_addresses) for n in got.nics], [[], []])
+        listed = [v for v in self.root.vm.ListVms(vp.ListVmsRequest(
+            parent="projects/" + self.project)).vms if v.name == name]
+        self.assertEqual(self.targets(listed[0]), t)
+        # a stale record is put right by the reconciler, without a new etag
+        psql(self.srv.database_url, "UPDATE vm_nics SET target_device = 'stale'")
+        self.assertEqual(self.targets(self.vm(name)), ["stale", "stale"])
+        self.wait_targets(name, t)
+        self.assertEqual(self.vm(name).etag, got.etag)
+        self.assertEqual(self.targets(self.verb("PauseVm", name)), t)
+        self.assertEqual(self.targets(self.verb("StopVm", name, force=True)), ["", ""])
+        # CreateVm with start records them too
+        self.verb("DeleteVm", name, force=True)
+        started = self.create_vm(nics=[vp.VmNic(network=net.name)], start=True)[0]
+        self.assertEqual(started.state, S.STATE_RUNNING)
+        self.assertRegex(started.nics[0].target_device, r"^testnet\d+$")
+        self.verb("DeleteVm", started.name, force=True)
+        delete_network(self.root, net.name)
 
 
 if __name__ == "__main__":

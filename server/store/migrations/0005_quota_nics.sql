@@ -1,0 +1,12 @@
+-- 0005_quota_nics: a limit on the number of a project's volumes, beside
+-- the limit on their total size (0002's volume_gib). NULL = unlimited, as
+-- for every other limit; existing projects stay unlimited.
+ALTER TABLE quotas ADD COLUMN volumes bigint CHECK (volumes >= 0);
+
+-- What a VM's NICs look like on their host, as last observed (by the
+-- operations that change a VM's power state and by the reconciler): the
+-- host-side device while the domain runs, and the addresses the network's
+-- DHCP leases give the MAC. Observations, so they do not bump versions.
+ALTER TABLE vm_nics
+  ADD COLUMN target_device text NOT NULL DEFAULT '',
+  ADD COLUMN ip_addresses inet[] NOT NULL DEFAULT '{}';
