@@ -588,6 +588,10 @@ static void lower_mac(const char *in, char out[18]) {
     if (*p >= 'A' && *p <= 'F') *p = (char)(*p - 'A' + 'a');
 }
 
+static bool has_range(const net_ctx *n) {
+  return n->net && n->net->dhcp_start && *n->net->dhcp_start;
+}
+
 static int exec_add_reservation(core_op *op) {
   const Novacron__V1__AddReservationRequest *req = (const void *)op->req;
   net_ctx n;
@@ -608,7 +612,9 @@ static int exec_add_reservation(core_op *op) {
   snprintf(h.hostname, sizeof(h.hostname), "%s",
            req->reservation->hostname ? req->reservation->hostname : "");
   char err[512];
-  if ((code = hv_net_host_add(op->c->hv, n.host, n.uid, &h, err, sizeof(err)))) {
+  /* without a DHCP range the reservation is only recorded: it reaches
+   * dnsmasq with the range (UpdateNetwork redefines the network) */
+  if (has_range(&n) && (code = hv_net_host_add(op->c->hv, n.host, n.uid, &h, err, sizeof(err)))) {
     char m[800];
     core_hv_failed(m, sizeof(m), code, "adding the reservation", n.host, err);
     return core_op_finish(op, code, m, NULL, NULL);
@@ -631,7 +637,8 @@ static int exec_remove_reservation(core_op *op) {
     return core_op_finish(op, CORE_CANCELLED, "cancelled", NULL, NULL);
   char mac[18], err[512];
   lower_mac(req->mac, mac);
-  if ((code = hv_net_host_remove(op->c->hv, n.host, n.uid, mac, err, sizeof(err)))) {
+  if (has_range(&n) &&
+      (code = hv_net_host_remove(op->c->hv, n.host, n.uid, mac, err, sizeof(err)))) {
     char m[800];
     core_hv_failed(m, sizeof(m), code, "removing the reservation", n.host, err);
     return core_op_finish(op, code, m, NULL, NULL);

@@ -1091,15 +1091,13 @@ char *hv_network_xml(const hv_net_spec *spec, char *err, size_t errlen) {
       xmlNodePtr ip = xb_el(&b, root, "ip", NULL);
       xb_attr(&b, ip, "address", spec->gateway);
       xb_attr_ll(&b, ip, "prefix", spec->prefix);
-      /* libvirt keeps static hosts in <dhcp>: it is there with a range or
-       * hosts (dnsmasq then serves the hosts only) */
-      if (spec->dhcp_start[0] || spec->nhosts > 0) {
+      /* no range, no DHCP: dnsmasq would otherwise serve the static
+       * hosts alone, and network.proto says they then have no effect */
+      if (spec->dhcp_start[0]) {
         xmlNodePtr dhcp = xb_el(&b, ip, "dhcp", NULL);
-        if (spec->dhcp_start[0]) {
-          xmlNodePtr range = xb_el(&b, dhcp, "range", NULL);
-          xb_attr(&b, range, "start", spec->dhcp_start);
-          xb_attr(&b, range, "end", spec->dhcp_end);
-        }
+        xmlNodePtr range = xb_el(&b, dhcp, "range", NULL);
+        xb_attr(&b, range, "start", spec->dhcp_start);
+        xb_attr(&b, range, "end", spec->dhcp_end);
         for (int i = 0; i < spec->nhosts; i++)
           add_net_host(&b, dhcp, &spec->hosts[i]);
       }

@@ -19,6 +19,7 @@ import time
 import unittest
 
 import grpc
+from google.protobuf import field_mask_pb2
 
 import dhcp_client
 import harness
@@ -340,6 +341,45 @@ class QemuStorage(unittest.TestCase):
         self.cl.done(self.cl.net.DeleteNetwork(np_.DeleteNetworkRequest(
             name=net.name, request_id=rid())).operation, timeout=120)
         self.assertNotIn(lvname, virsh("net-list", "--all", "--name"))
+
+    def test_reservations_reach_dnsmasq_only_with_a_dhcp_range(self):
+        """network.proto: without a DHCP range, reservations have no effect."""
+        o = self.cl.net.CreateNetwork(np_.CreateNetworkRequest(
+            parent="projects/" + self.project, network_id="norange",
+            network=np_.Network(host="hosts/qemu", mode=np_.Network.MODE_ISOLATED,
+                                ipv4_cidr="10.213.78.0/24"),
+            reservations=[np_.Network.Reservation(mac="52:54:00:4e:44:01",
+                                                  ip="10.213.78.50")],
+            request_id=rid())).operation
+        net = self.cl.done(o, timeout=120)
+        lvname = "%s.norange" % self.project
+        self.assertNotIn("<dhcp", virsh("net-dumpxml", lvname))
+        net = self.cl.done(self.cl.net.AddReservation(np_.AddReservationRequest(
+            name=net.name, reservation=np_.Network.Reservation(mac="52:54:00:4e:44:02",
+                                                               ip="10.213.78.51"),
+            request_id=rid())).operation, timeout=120)
+        self.assertEqual(len(net.reservations), 2)
+        xml = virsh("net-dumpxml", lvname)
+        self.assertNotIn("<dhcp", xml)
+        self.assertNotIn("52:54:00:4e:44:02", xml)
+        # a range turns DHCP on, with every recorded reservation
+        net = self.cl.done(self.cl.net.UpdateNetwork(np_.UpdateNetworkRequest(
+            network=np_.Network(name=net.name, dhcp_start="10.213.78.100",
+                                dhcp_end="10.213.78.150"),
+            update_mask=field_mask_pb2.FieldMask(paths=["dhcp_start", "dhcp_end"]),
+            request_id=rid())).operation, timeout=120)
+        xml = virsh("net-dumpxml", lvname)
+        for part in ("10.213.78.100", "52:54:00:4e:44:01", "10.213.78.50", "52:54:00:4e:44:02",
+                     "10.213.78.51"):
+            self.assertIn(part, xml)
+        # and the next reservation goes to the running network at once
+        self.cl.done(self.cl.net.AddReservation(np_.AddReservationRequest(
+            name=net.name, reservation=np_.Network.Reservation(mac="52:54:00:4e:44:03",
+                                                               ip="10.213.78.52"),
+            request_id=rid())).operation, timeout=120)
+        self.assertIn("10.213.78.52", virsh("net-dumpxml", lvname))
+        self.cl.done(self.cl.net.DeleteNetwork(np_.DeleteNetworkRequest(
+            name=net.name, request_id=rid())).operation, timeout=120)
 
     def test_a_bridge_name_taken_on_the_host_is_skipped(self):
         """Bridge names come from a database sequence; a host may already
