@@ -157,6 +157,10 @@ static const nc_cfg_setting settings[] = {
      "Comma-separated absolute directories on the hosts that CreateVolume may import images "
      "from (empty: image imports are refused).",
      NULL},
+    {"storage-image-urls", NC_CFG_STRING, "", 0, 0,
+     "Comma-separated http(s) URL prefixes CreateVolume may download images from (empty: URL "
+     "imports are refused).",
+     NULL},
     {"event-retention-s", NC_CFG_INT, "86400", 60, 31536000,
      "How long the event log keeps events for WatchEvents replays.", NULL},
     {"ready-file", NC_CFG_STRING, NULL, 0, 0,
@@ -390,6 +394,7 @@ int main(int argc, char **argv) {
       .wait_slots = (int)(nc_cfg_int(cfg, "workers") / 2 > 0 ? nc_cfg_int(cfg, "workers") / 2 : 1),
       .default_pool = nc_cfg_str(cfg, "default-pool"),
       .image_dirs = nc_cfg_str(cfg, "storage-image-dirs"),
+      .image_urls = nc_cfg_str(cfg, "storage-image-urls"),
   };
   if (!(actx.compute = core_compute_new(db, actx.events, &ccfg, err, sizeof(err)))) {
     nc_log(NC_LOG_ERROR, "cannot start", LKV_S("error", err));

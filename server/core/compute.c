@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/compute_int.h"
+#include "core/storage_int.h"
 #include "util/log.h"
 
 typedef struct recover_arg {
@@ -57,6 +58,10 @@ core_compute *core_compute_new(store_pool *db, core_events *events, const core_c
     snprintf(c->replica, sizeof(c->replica), "%s", host);
   }
   c->cfg.replica_id = c->replica;
+  if (core_check_image_urls(c->cfg.image_urls, err, errlen) != CORE_OK) {
+    free(c);
+    return NULL;
+  }
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->work, NULL);
   pthread_cond_init(&c->done, NULL);

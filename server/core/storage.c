@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/storage_int.h"
+#include "util/fetch.h"
 #include "util/log.h"
 
 #define PS(x) NOVACRON__V1__POOL__STATE__STATE_##x
@@ -244,12 +245,68 @@ static int check_path(core_call *call, const char *field, const char *path, size
   return CORE_OK;
 }
 
-int core_check_image(core_compute *c, core_call *call, const char *field, const char *image) {
-  if (strncmp(image, "http://", 7) == 0 || strncmp(image, "https://", 8) == 0)
-    return core_fail(call, CORE_UNIMPLEMENTED,
-                     "%s: importing from a URL is not supported yet; place the image in one of "
-                     "the host's --storage-image-dirs and give its path",
+/* Calls fn on each entry of a comma-separated list (empty ones skipped);
+ * stops at the first nonzero answer and returns it. */
+static int each_entry(const char *list, int (*fn)(const char *entry, void *arg), void *arg) {
+  for (const char *s = list ? list : ""; *s;) {
+    size_t n = strcspn(s, ",");
+    char entry[2100];
+    snprintf(entry, sizeof(entry), "%.*s", (int)(n < sizeof(entry) ? n : sizeof(entry) - 1), s);
+    int r = *entry ? fn(entry, arg) : 0;
+    if (r) return r;
+    s += n + (s[n] == ',');
+  }
+  return 0;
+}
+
+typedef struct url_check {
+  const char *url; /* normalized */
+  char *err;
+  size_t errlen;
+} url_check;
+
+static int prefix_valid(const char *entry, void *arg) {
+  url_check *u = arg;
+  char norm[2100], why[200];
+  if (nc_url_normalize(entry, norm, sizeof(norm), why, sizeof(why))) return 0;
+  snprintf(u->err, u->errlen, "--storage-image-urls: \"%.200s\": %s", entry, why);
+  return 1;
+}
+
+int core_check_image_urls(const char *list, char *err, size_t errlen) {
+  url_check u = {.err = err, .errlen = errlen};
+  return each_entry(list, prefix_valid, &u) ? CORE_INVALID_ARGUMENT : CORE_OK;
+}
+
+static int prefix_covers(const char *entry, void *arg) {
+  url_check *u = arg;
+  char norm[2100], why[8];
+  return nc_url_normalize(entry, norm, sizeof(norm), why, sizeof(why)) &&
+         nc_url_under(u->url, norm);
+}
+
+static int check_image_url(core_compute *c, core_call *call, const char *field, const char *image) {
+  char norm[2100], why[200];
+  if (!nc_url_normalize(image, norm, sizeof(norm), why, sizeof(why)))
+    return core_fail(call, CORE_INVALID_ARGUMENT, "%s: %s", field, why);
+  if (!c->cfg.image_urls || !*c->cfg.image_urls)
+    return core_fail(call, CORE_PERMISSION_DENIED,
+                     "%s: URL imports are disabled on this server (--storage-image-urls is empty)",
                      field);
+  url_check u = {.url = norm};
+  if (!each_entry(c->cfg.image_urls, prefix_covers, &u))
+    return core_fail(call, CORE_PERMISSION_DENIED,
+                     "%s: %.300s is not under a URL prefix listed in --storage-image-urls", field,
+                     norm);
+  return CORE_OK;
+}
+
+bool core_image_is_url(const char *image) {
+  return image && (strncasecmp(image, "http://", 7) == 0 || strncasecmp(image, "https://", 8) == 0);
+}
+
+int core_check_image(core_compute *c, core_call *call, const char *field, const char *image) {
+  if (core_image_is_url(image)) return check_image_url(c, call, field, image);
   int code = check_path(call, field, image, 511);
   if (code) return code;
   const char *dirs = c->cfg.image_dirs ? c->cfg.image_dirs : "";

@@ -14,8 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/storage_int.h"
+#include "util/fetch.h"
 #include "util/log.h"
 
 #define PS(x) NOVACRON__V1__POOL__STATE__STATE_##x
@@ -295,6 +297,106 @@ static int vol_made_tx(store_conn *conn, core_tx *tx) {
   return code;
 }
 
+/* ---- an image downloaded from a URL ---- */
+
+typedef struct download {
+  core_op *op;
+  const vol_ctx *v;
+  hv_upload *up;
+  hv_vol_info *info; /* an ALREADY_EXISTS answer's */
+  int code;          /* the HV code of a failure the sink met */
+  int64_t length, got;
+  int64_t next_report_ms;
+} download;
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int dl_begin(void *arg, int64_t length, char *err, size_t errlen) {
+  download *d = arg;
+  const vol_ctx *v = d->v;
+  d->length = length;
+  if (length < 0) {
+    d->code = HV_FAILED_PRECONDITION;
+    snprintf(err, errlen,
+             "the server sent no Content-Length; NovaCron needs the image's size "
+             "before it stores it");
+    return 1;
+  }
+  if (length > VOLUME_MAX_BYTES) {
+    d->code = HV_INVALID_ARGUMENT;
+    snprintf(err, errlen, "the image is %" PRId64 " bytes, more than the 64 TiB a volume holds",
+             length);
+    return 1;
+  }
+  hv_pool_info pi;
+  char e[256];
+  if (hv_pool_info_get(d->op->c->hv, v->host, v->pool_uid, false, &pi, e, sizeof(e)) == HV_OK &&
+      length > pi.available) {
+    d->code = HV_RESOURCE_EXHAUSTED;
+    snprintf(err, errlen,
+             "the image is %" PRId64 " bytes; pool %s has %" PRId64 " available to receive it",
+             length, v->vol->pool, pi.available);
+    return 1;
+  }
+  d->code = hv_vol_upload_open(d->op->c->hv, v->host, v->pool_uid, v->lvname, length, &d->up,
+                               d->info, err, errlen);
+  d->next_report_ms = mono_ms() + 1000;
+  return d->code != HV_OK;
+}
+
+static int dl_data(void *arg, const void *buf, size_t n, char *err, size_t errlen) {
+  download *d = arg;
+  if ((d->code = hv_vol_upload_write(d->up, buf, n, err, errlen)) != HV_OK) return 1;
+  d->got += (int64_t)n;
+  int64_t now = mono_ms();
+  if (now >= d->next_report_ms) {
+    d->next_report_ms = now + 1000;
+    char status[96];
+    snprintf(status, sizeof(status), "downloaded %" PRId64 " of %" PRId64 " MiB", d->got / MIB,
+             d->length / MIB);
+    int pct = d->length > 0 ? 5 + (int)(85 * d->got / d->length) : 5;
+    if (core_op_progress(d->op, pct, status)) {
+      d->code = HV_CANCELLED;
+      snprintf(err, errlen, "cancelled during the download");
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int fetch_volume(core_op *op, const vol_ctx *v, const char *fmt, hv_vol_info *info,
+                        char *err, size_t errlen) {
+  char url[2100], why[200];
+  if (!nc_url_normalize(v->vol->source_image, url, sizeof(url), why, sizeof(why)))
+    return snprintf(err, errlen, "source_image: %s", why), HV_INVALID_ARGUMENT;
+  core_op_progress(op, 5, "downloading the image");
+  download d = {.op = op, .v = v, .info = info};
+  nc_fetch_sink sink = {.begin = dl_begin, .data = dl_data, .arg = &d};
+  nc_fetch_status st = nc_fetch(url, NULL, &sink, err, errlen);
+  int code = HV_OK;
+  switch (st) {
+  case NC_FETCH_OK: break;
+  case NC_FETCH_ABORTED: code = d.code ? d.code : HV_INTERNAL; break;
+  case NC_FETCH_NOT_FOUND: code = HV_NOT_FOUND; break;
+  case NC_FETCH_INTERNAL: code = HV_INTERNAL; break;
+  /* the image's server, not the host: the volume's row is not in doubt */
+  case NC_FETCH_REFUSED:
+  case NC_FETCH_UNREACHABLE: code = HV_FAILED_PRECONDITION; break;
+  }
+  if (!d.up) return code; /* nothing was made (or ALREADY_EXISTS with *info) */
+  char e2[512];
+  if (code) {
+    hv_vol_upload_finish(d.up, false, fmt, 0, NULL, e2, sizeof(e2));
+    return code;
+  }
+  core_op_progress(op, 92, "converting the image");
+  return hv_vol_upload_finish(d.up, true, fmt, v->vol->size_bytes, info, err, errlen);
+}
+
 /* The libvirt call that makes a volume's content: blank, a copy (same or
  * another host) or an image import. */
 static int make_volume(core_op *op, const vol_ctx *v, const char *fmt, hv_vol_info *info, char *err,
@@ -307,6 +409,9 @@ static int make_volume(core_op *op, const vol_ctx *v, const char *fmt, hv_vol_in
   if (v->have_src)
     return hv_vol_copy(h, v->host, v->pool_uid, v->lvname, fmt, vol->size_bytes, v->src_host,
                        v->src_pool_uid, v->src_lvname, info, err, errlen);
+  if (vol->source_case == NOVACRON__V1__VOLUME__SOURCE_SOURCE_IMAGE &&
+      core_image_is_url(vol->source_image))
+    return fetch_volume(op, v, fmt, info, err, errlen);
   if (vol->source_case == NOVACRON__V1__VOLUME__SOURCE_SOURCE_IMAGE)
     return hv_vol_import(h, v->host, v->pool_uid, v->lvname, fmt, vol->size_bytes,
                          vol->source_image, info, err, errlen);

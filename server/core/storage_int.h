@@ -83,5 +83,9 @@ int core_volume_unmaterialize(core_op *op, const char *vol_uid, bool wipe, char 
 
 /* Validation shared by CreateVolume and VmDiskNewVolume. */
 int core_check_image(core_compute *c, core_call *call, const char *field, const char *image);
+/* An http:// or https:// source_image (else a host path). */
+bool core_image_is_url(const char *image);
+/* --storage-image-urls at start: every entry an http(s) URL prefix. */
+int core_check_image_urls(const char *list, char *err, size_t errlen);
 
 #endif

@@ -22,10 +22,12 @@
 /* Result codes: the gRPC status numbering. */
 enum {
   HV_OK = 0,
+  HV_CANCELLED = 1,           /* the caller gave up (an upload it stopped) */
   HV_DEADLINE_EXCEEDED = 4,   /* a wait (graceful shutdown) timed out */
   HV_NOT_FOUND = 5,           /* no such domain / snapshot; probe: host id not open */
   HV_ALREADY_EXISTS = 6,      /* a domain or snapshot of that name exists */
   HV_INVALID_ARGUMENT = 3,    /* the spec cannot be expressed */
+  HV_RESOURCE_EXHAUSTED = 8,  /* no room (a pool too full for an upload) */
   HV_FAILED_PRECONDITION = 9, /* wrong domain state for the call */
   HV_UNIMPLEMENTED = 12,      /* the driver does not support the call */
   HV_INTERNAL = 13,           /* anything else libvirt refused */
@@ -373,6 +375,25 @@ int hv_vol_copy(hv *h, const char *host_id, const char *pool_uuid, const char *n
 int hv_vol_import(hv *h, const char *host_id, const char *pool_uuid, const char *name,
                   const char *format, int64_t capacity, const char *image_path, hv_vol_info *info,
                   char *err, size_t errlen);
+/* A volume made from bytes the caller pushes (an image it downloads):
+ * hv_vol_upload_open checks that `name` does not exist (ALREADY_EXISTS
+ * with *info, as create), replaces the "<name>.part" an interrupted upload
+ * left, creates it with `length` bytes and starts virStorageVolUpload;
+ * hv_vol_upload_write sends bytes (never more than `length`);
+ * hv_vol_upload_finish with `ok` checks that all `length` bytes came, lets
+ * libvirt detect the image's format (qcow2 or raw; INVALID_ARGUMENT when it
+ * has a backing file) and creates `name` from it in `format`, grown to
+ * `capacity` when that is larger than the image. finish always removes the
+ * part and frees the upload; without `ok` it only does that. Test driver
+ * (no virStorageVolUpload; its volumes hold no data): the bytes are
+ * counted, and `name` is made blank at `length` bytes. */
+typedef struct hv_upload hv_upload;
+int hv_vol_upload_open(hv *h, const char *host_id, const char *pool_uuid, const char *name,
+                       int64_t length, hv_upload **out, hv_vol_info *info, char *err,
+                       size_t errlen);
+int hv_vol_upload_write(hv_upload *u, const void *buf, size_t n, char *err, size_t errlen);
+int hv_vol_upload_finish(hv_upload *u, bool ok, const char *format, int64_t capacity,
+                         hv_vol_info *info, char *err, size_t errlen);
 /* Changes the virtual size (virStorageVolResize; SHRINK when smaller).
  * Test driver (no virStorageVolResize; its volumes hold no data): the
  * volume is deleted and created again at the new size, same format. */

@@ -10,6 +10,7 @@
  * what a pool vanishing during a call is). The test driver lacks volume
  * resize and wipe: they are emulated here, as hv.h documents.
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -771,6 +772,148 @@ int hv_vol_import(hv *h, const char *host_id, const char *pool_uuid, const char 
   if (vol) virStorageVolFree(vol);
   if (pool) virStoragePoolFree(pool);
   hv_conn_put(&c);
+  return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* uploads (an image the caller downloads)                                 */
+
+struct hv_upload {
+  hv_conn c;
+  virStoragePoolPtr pool;
+  virStorageVolPtr part;
+  virStreamPtr st; /* NULL: the test driver, which only counts */
+  char name[256];
+  char part_name[272];
+  int64_t length, sent;
+};
+
+static void upload_free(hv_upload *u) {
+  if (u->st) {
+    if (virStreamAbort(u->st) < 0) virResetLastError();
+    virStreamFree(u->st);
+  }
+  if (u->part) {
+    if (virStorageVolDelete(u->part, 0) < 0) {
+      virErrorPtr e = virGetLastError();
+      nc_log(NC_LOG_WARN, "cannot delete an upload's partial volume", LKV_S("volume", u->part_name),
+             LKV_S("error", e && e->message ? e->message : "?"));
+      virResetLastError();
+    }
+    virStorageVolFree(u->part);
+  }
+  if (u->pool) virStoragePoolFree(u->pool);
+  hv_conn_put(&u->c);
+  free(u);
+}
+
+int hv_vol_upload_open(hv *h, const char *host_id, const char *pool_uuid, const char *name,
+                       int64_t length, hv_upload **out, hv_vol_info *info, char *err,
+                       size_t errlen) {
+  *out = NULL;
+  if (info) memset(info, 0, sizeof(*info));
+  int rc = check_vol(name, "raw", length, err, errlen);
+  if (rc != HV_OK) return rc;
+  if (length <= 0) return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "the image is empty");
+  hv_upload *u = calloc(1, sizeof(*u));
+  if (!u) return hv_fail(HV_INTERNAL, err, errlen, "out of memory");
+  snprintf(u->name, sizeof(u->name), "%s", name);
+  snprintf(u->part_name, sizeof(u->part_name), "%s.part", name);
+  u->length = length;
+  if ((rc = hv_conn_get(h, host_id, &u->c, err, errlen)) != HV_OK) {
+    free(u);
+    return rc;
+  }
+  rc = pool_lookup(&u->c, pool_uuid, true, &u->pool, err, errlen);
+  if (rc == HV_OK) rc = vol_absent(&u->c, u->pool, name, info, err, errlen);
+  if (rc == HV_OK) { /* the part of an interrupted upload goes first */
+    virStorageVolPtr old = virStorageVolLookupByName(u->pool, u->part_name);
+    if (old) {
+      if (virStorageVolDelete(old, 0) < 0)
+        rc = hv_conn_fail_op(&u->c, "removing an interrupted upload", err, errlen);
+      virStorageVolFree(old);
+    } else {
+      virResetLastError();
+    }
+  }
+  char *xml = NULL;
+  if (rc == HV_OK && !(xml = hv_xml_volume(u->part_name, "raw", length, err, errlen)))
+    rc = HV_INVALID_ARGUMENT;
+  if (rc == HV_OK && !(u->part = virStorageVolCreateXML(u->pool, xml, 0)))
+    rc = hv_conn_fail_op(&u->c, "creating the volume to upload into", err, errlen);
+  free(xml);
+  if (rc == HV_OK && !(u->st = virStreamNew(u->c.conn, 0)))
+    rc = hv_conn_fail_op(&u->c, "opening a stream", err, errlen);
+  if (rc == HV_OK && virStorageVolUpload(u->part, u->st, 0, (unsigned long long)length, 0) < 0) {
+    if (hv_virerr_unsupported() && hv_conn_is_test(&u->c)) {
+      virResetLastError(); /* its volumes hold no data: count the bytes only */
+      virStreamFree(u->st);
+      u->st = NULL;
+    } else {
+      rc = hv_conn_fail_op(&u->c, "uploading into the volume", err, errlen);
+    }
+  }
+  if (rc != HV_OK) {
+    upload_free(u);
+    return rc;
+  }
+  *out = u;
+  return HV_OK;
+}
+
+int hv_vol_upload_write(hv_upload *u, const void *buf, size_t n, char *err, size_t errlen) {
+  if (u->sent + (int64_t)n > u->length)
+    return hv_fail(HV_FAILED_PRECONDITION, err, errlen,
+                   "more bytes arrived than the %" PRId64 " announced", u->length);
+  const char *p = buf;
+  for (size_t done = 0; u->st && done < n;) {
+    int m = virStreamSend(u->st, p + done, n - done);
+    if (m < 0) return hv_conn_fail_op(&u->c, "writing the volume", err, errlen);
+    done += (size_t)m;
+  }
+  u->sent += (int64_t)n;
+  return HV_OK;
+}
+
+int hv_vol_upload_finish(hv_upload *u, bool ok, const char *format, int64_t capacity,
+                         hv_vol_info *info, char *err, size_t errlen) {
+  if (info) memset(info, 0, sizeof(*info));
+  int rc = ok ? check_vol(u->name, format, capacity, err, errlen) : HV_CANCELLED;
+  if (rc == HV_OK && u->sent != u->length)
+    rc = hv_fail(HV_FAILED_PRECONDITION, err, errlen,
+                 "the image ended after %" PRId64 " of %" PRId64 " bytes", u->sent, u->length);
+  if (rc == HV_OK && u->st) {
+    int f = virStreamFinish(u->st);
+    virStreamFree(u->st);
+    u->st = NULL;
+    if (f < 0) rc = hv_conn_fail_op(&u->c, "finishing the upload", err, errlen);
+  }
+  /* libvirt detects the image's format when it scans the pool again */
+  if (rc == HV_OK && virStoragePoolRefresh(u->pool, 0) < 0)
+    rc = hv_conn_fail_op(&u->c, "scanning the pool", err, errlen);
+  if (rc == HV_OK) {
+    virStorageVolFree(u->part);
+    u->part = NULL;
+    rc = vol_lookup(&u->c, u->pool, u->part_name, &u->part, err, errlen);
+  }
+  if (rc == HV_OK) { /* qemu-img would follow a backing file anywhere on the host */
+    char *xml = virStorageVolGetXMLDesc(u->part, 0);
+    char image_format[16];
+    bool backing = false;
+    if (!xml)
+      rc = hv_conn_fail_op(&u->c, "reading the uploaded image", err, errlen);
+    else
+      hv_xml_volume_parse(xml, image_format, sizeof(image_format), &backing);
+    free(xml);
+    if (rc == HV_OK && backing)
+      rc = hv_fail(HV_INVALID_ARGUMENT, err, errlen, "the image has a backing file");
+  }
+  virStorageVolPtr vol = NULL;
+  if (rc == HV_OK)
+    rc = create_from(&u->c, u->pool, u->name, format, capacity, u->part, &vol, err, errlen);
+  if (rc == HV_OK) rc = vol_fill(&u->c, vol, info, err, errlen);
+  if (vol) virStorageVolFree(vol);
+  upload_free(u); /* the part goes in every case */
   return rc;
 }
 

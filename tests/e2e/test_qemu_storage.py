@@ -23,6 +23,7 @@ from google.protobuf import field_mask_pb2
 
 import dhcp_client
 import harness
+import image_server
 from compute import C, Client, hp, np_, op, register_host, rid, sp, unique, vp
 from harness import Server
 from identity import admin, make_project
@@ -55,15 +56,18 @@ class QemuStorage(unittest.TestCase):
         os.chmod(cls.dir, 0o755)
         cls.images = os.path.join(cls.dir, "images")
         os.mkdir(cls.images)
+        cls.web = image_server.ImageServer().start()
 
     @classmethod
     def tearDownClass(cls):
+        cls.web.stop()
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def setUp(self):
         self.srv = Server("--replica-id", "qemu-st", "--rate-limit-rps", "0",
                           "--default-host-uri", "", "--storage-image-dirs", self.images,
                           "--default-pool", "qs-default", "--reconcile-interval-s", "1",
+                          "--storage-image-urls", self.web.url("/img/"),
                           name="qemu-storage", database_url=self.db).start()
         self.ch = self.srv.channel()
         self.api = admin(self.srv, self.ch)
@@ -216,6 +220,44 @@ class QemuStorage(unittest.TestCase):
         self.pools.remove(p.name)
         self.assertFalse(os.path.exists(path), "delete_storage removed the directory")
         self.assertNotIn("qs-a", virsh("pool-list", "--all", "--name"))
+
+    def test_images_downloaded_from_a_url(self):
+        """The bytes travel: an image served over HTTP, uploaded into the
+        pool, converted, compared with qemu-img; one with a backing file is
+        refused and leaves no file behind."""
+        path = os.path.join(self.dir, "pool-url")
+        p = self.pool("qs-url", path)
+        src = os.path.join(self.images, "web.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", src, "48M"], check=True)
+        subprocess.run(["qemu-io", "-c", "write -P 0xab 1M 2M", "-c", "write -P 0x5c 40M 1M", src],
+                       check=True, capture_output=True)
+        with open(src, "rb") as f:
+            self.web.files["/img/web.qcow2"] = f.read()
+        url = self.web.url("/img/web.qcow2")
+        for fmt, name in ((sp.Volume.FORMAT_QCOW2, "fromweb"), (sp.Volume.FORMAT_RAW, "fromwebraw")):
+            v = self.volume(name, p.name, format=fmt, source_image=url)
+            self.assertEqual((v.size_bytes, v.source_image), (48 * MIB, url))
+            file = os.path.join(path, "%s.%s" % (self.project, name))
+            info = qemu_img_info(file)
+            self.assertEqual((info["format"], info["virtual-size"]),
+                             ("qcow2" if fmt == sp.Volume.FORMAT_QCOW2 else "raw", 48 * MIB))
+            r = subprocess.run(["qemu-img", "compare", "--force-share", src, file],
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # a qcow2 image whose backing file is a host file: refused
+        evil = os.path.join(self.images, "evil.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+                        "/etc/hostname", evil], check=True)
+        with open(evil, "rb") as f:
+            self.web.files["/img/evil.qcow2"] = f.read()
+        o = self.cl.wait(self.cl.storage.CreateVolume(sp.CreateVolumeRequest(
+            parent="projects/" + self.project, volume_id="evil",
+            volume=sp.Volume(pool=p.name, source_image=self.web.url("/img/evil.qcow2")),
+            request_id=rid())).operation, timeout=180)
+        self.assertEqual(o.state, op.Operation.STATE_FAILED)
+        self.assertIn("backing file", o.error.message)
+        self.assertEqual(sorted(os.listdir(path)),
+                         sorted("%s.%s" % (self.project, n) for n in ("fromweb", "fromwebraw")))
 
     def test_vm_created_with_a_new_volume_boots_from_it(self):
         p = self.pool("qs-default", os.path.join(self.dir, "pool-default"))

@@ -173,7 +173,7 @@ class Disks(Base):
             ([new_disk(0, source_image="/var/lib/images/base.qcow2")], C.PERMISSION_DENIED,
              "source_image"),
             ([new_disk(0, source_image="https://images.example.org/base.img")],
-             C.UNIMPLEMENTED, "source_image"),
+             C.PERMISSION_DENIED, "--storage-image-urls is empty"),
             ([new_disk(0, source_volume=theirs.name)], C.INVALID_ARGUMENT, "source_volume"),
             ([new_disk(0, source_volume=parent + "/volumes/nope")], C.NOT_FOUND, "nope"),
         ]

@@ -361,9 +361,9 @@ static const cli_flag volume_create_flags[] = {
      "--from-volume or --from-image)."},
     {"format", "FORMAT", NULL, NULL, "qcow2 (default) or raw (always raw on logical pools)."},
     {"from-volume", "VOLUME", NULL, NULL, "Copy this volume of the project (id or full name)."},
-    {"from-image", "PATH", NULL, NULL,
+    {"from-image", "PATH|URL", NULL, NULL,
      "Import a qcow2 or raw image: a path on the pool's host under the server's "
-     "--storage-image-dirs (URLs are not supported yet)."},
+     "--storage-image-dirs, or an http(s) URL under its --storage-image-urls."},
     {"description", "TEXT", NULL, NULL, "Free-form description."},
     {"label", "KEY=VALUE", NULL, NULL, "A label; repeat for several."},
     WAIT_FLAGS,
