@@ -8,6 +8,7 @@ NC_DEB_PACKAGES=(
   build-essential cmake pkg-config git ca-certificates openssl clang-format
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler grpc-proto
   libinih-dev libjansson-dev libssl-dev libpq-dev libjwt-dev libcurl4-openssl-dev
+  libisofs-dev libarchive-tools
   libcmocka-dev python3 python3-grpcio python3-protobuf protobuf-compiler-grpc
   nghttp2-client postgresql
   libvirt-dev libxml2-dev libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86

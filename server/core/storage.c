@@ -744,6 +744,21 @@ static int pool_delete_tx(store_conn *conn, core_tx *tx) {
     return core_fail(tx->call, CORE_FAILED_PRECONDITION,
                      "pool %s still holds %" PRId64 " volume%s; delete them first", pool->name,
                      nvol, nvol == 1 ? "" : "s");
+  if ((code = core_q(tx, conn, "pool_seed_count",
+                     "SELECT count(*), min(p.project_id || '/vms/' || v.vm_id) FROM vms v JOIN "
+                     "projects p ON p.id = v.project WHERE v.seed_pool = $1::uuid",
+                     1, p, &r)))
+    return code;
+  int64_t nseed = core_i64(r, 0, 0);
+  char first[200];
+  snprintf(first, sizeof(first), "projects/%s", PQgetvalue(r, 0, 1));
+  PQclear(r);
+  if (nseed > 0)
+    return core_fail(tx->call, CORE_FAILED_PRECONDITION,
+                     "pool %s holds the cloud-init config drive%s of %" PRId64
+                     " VM%s (%s%s); delete them first",
+                     pool->name, nseed == 1 ? "" : "s", nseed, nseed == 1 ? "" : "s", first,
+                     nseed > 1 ? ", ..." : "");
   if ((code = core_q(
            tx, conn, "pool_set_deleting",
            "WITH pl AS (UPDATE pools SET state = 5, state_message = '', version = "

@@ -414,6 +414,10 @@ static int create_tx(store_conn *conn, core_tx *tx) {
   snprintf(hname, sizeof(hname), "hosts/%s", host_id);
   vm->host = core_strdup(tx->call, hname);
   if ((code = core_dev_plan_host(tx, conn, dp, host_id))) return code;
+  char seed_pool[40] = "";
+  if (in->user_data && *in->user_data &&
+      (code = core_seed_pool(tx, conn, a->c, host_id, seed_pool)))
+    return code;
   vm->placement = in->placement; /* the pin is implied by the devices, not recorded */
   if (req->validate_only) {
     vm->name = core_strdup(tx->call, "");
@@ -472,6 +476,13 @@ static int create_tx(store_conn *conn, core_tx *tx) {
   PQclear(r);
   if (!row) return core_fail(tx->call, CORE_INTERNAL, "out of memory");
   if ((code = core_dev_plan_record(tx, conn, dp, uid))) return code;
+  if (*seed_pool) {
+    const char *sp[] = {uid, seed_pool};
+    if ((code = core_q(tx, conn, "vm_seed_pool_set",
+                       "UPDATE vms SET seed_pool = $2::uuid WHERE id = $1::uuid", 2, sp, &r)))
+      return code;
+    PQclear(r);
+  }
   if ((code = core_emit(tx, conn, NULL, NOVACRON__V1__EVENT__TYPE__TYPE_VM_CREATED, row->name,
                         a->project, "created", &row->base)))
     return code;
@@ -973,6 +984,11 @@ CORE_COMPUTE_FN(resize_vm, ResizeVmRequest, ResizeVmResponse) {
 /* Volumes live in host-local pools and networks on one host: a VM that
  * uses them cannot move or be copied to another host by itself. */
 static int devices_pin(core_call *call, const Novacron__V1__Vm *vm, const char *verb) {
+  if (vm->n_disks == 0 && vm->n_nics == 0 && vm->user_data && *vm->user_data)
+    return core_fail(call, CORE_FAILED_PRECONDITION,
+                     "VM %s has a cloud-init config drive in a pool of its host; %s needs a VM "
+                     "without user_data",
+                     vm->name, verb);
   if (vm->n_disks == 0 && vm->n_nics == 0) return CORE_OK;
   return core_fail(call, CORE_FAILED_PRECONDITION,
                    "VM %s has %zu disk(s) and %zu NIC(s) on volumes and networks of its host; "

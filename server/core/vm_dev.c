@@ -106,7 +106,7 @@ void core_dev_plan_init(dev_plan *p, core_compute *c, const char *project, const
 int core_dev_plan_disk(core_tx *tx, store_conn *conn, dev_plan *p, const Novacron__V1__VmDisk *d,
                        size_t index) {
   core_call *call = tx->call;
-  if (p->nd >= HV_MAX_DISKS) return core_fail(call, CORE_INVALID_ARGUMENT, "disks: at most 16");
+  if (p->nd >= CORE_MAX_DISKS) return core_fail(call, CORE_INVALID_ARGUMENT, "disks: at most 16");
   plan_disk *pd = &p->d[p->nd];
   memset(pd, 0, sizeof(*pd));
   Novacron__V1__VmDisk *out = core_alloc(call, sizeof(*out));
@@ -672,7 +672,7 @@ void core_nic_hv(const Novacron__V1__VmNic *n, const char *libvirt_network, hv_n
 int core_vm_full_spec(core_compute *c, core_call *call, const Novacron__V1__Vm *vm, const char *uid,
                       hv_domain_spec *spec) {
   core_vm_spec(vm, uid, spec);
-  if (vm->n_disks == 0 && vm->n_nics == 0) return CORE_OK;
+  if (vm->n_disks == 0 && vm->n_nics == 0) return core_vm_seed_disk(c, call, vm, uid, spec);
   spec_arg a = {.vm_uid = uid};
   int code = core_run_ro(c->db, call, spec_tx, &a);
   if (code) {
@@ -711,5 +711,5 @@ int core_vm_full_spec(core_compute *c, core_call *call, const Novacron__V1__Vm *
   }
   PQclear(a.vols);
   PQclear(a.nets);
-  return code;
+  return code ? code : core_vm_seed_disk(c, call, vm, uid, spec);
 }

@@ -7,6 +7,11 @@
 
 #include "core/compute_int.h"
 
+/* Volumes per VM (the hypervisor layer has room for one more disk: the
+ * config drive of a VM with user data, at CORE_SEED_TARGET). */
+#define CORE_MAX_DISKS 16
+#define CORE_SEED_TARGET "vdz"
+
 typedef struct plan_disk {
   Novacron__V1__VmDisk *disk; /* as the VM records it: volume name, target */
   bool fresh;                 /* a new volume the operation creates */
@@ -87,6 +92,22 @@ int core_vm_full_spec(core_compute *c, core_call *call, const Novacron__V1__Vm *
                       hv_domain_spec *spec);
 void core_disk_hv(const Novacron__V1__VmDisk *d, const char *path, int format, hv_disk *out);
 void core_nic_hv(const Novacron__V1__VmNic *n, const char *libvirt_network, hv_nic *out);
+
+/* ---- the cloud-init config drive (core/vm_seed.c) ---- */
+
+/* The pool that takes the config drive of a VM on `host_id` (the
+ * --default-pool there; FAILED_PRECONDITION when missing or inactive). */
+int core_seed_pool(core_tx *tx, store_conn *conn, core_compute *c, const char *host_id,
+                   char pool_uid[40]);
+/* Writes the VM's config drive on `host` and records its path (nothing
+ * when the VM has no seed pool). No transaction of the caller's. */
+int core_vm_seed_make(core_op *op, const char *host, const char *uid, const char *user_data,
+                      char *err, size_t errlen);
+/* Deletes it from `host` (failures are logged). */
+void core_vm_seed_remove(core_op *op, const char *host, const char *uid);
+/* Adds the recorded drive to a domain spec as a read-only virtio disk. */
+int core_vm_seed_disk(core_compute *c, core_call *call, const Novacron__V1__Vm *vm, const char *uid,
+                      hv_domain_spec *spec);
 
 /* ---- what the NICs look like on the host (core/vm_nics.c) ---- */
 

@@ -226,14 +226,18 @@ static int define_vm(core_op *op, const char *uid, bool start, const char *what)
     /* nothing on the hypervisor yet (or only a domain to remove) */
     char err[256];
     hv_domain_undefine(op->c->hv, v.host, v.uid, err, sizeof(err));
+    core_vm_seed_remove(op, v.host, v.uid);
     core_vm_volumes_unmaterialize(op, v.uid, false, false);
     return core_op_finish(op, CORE_CANCELLED, "cancelled", apply_remove, &rm);
   }
   char err[512];
-  /* the VM's new volumes first: a domain needs its disks */
-  if ((code = core_vm_volumes_materialize(op, v.uid, err, sizeof(err)))) {
+  /* the VM's new volumes and its config drive first: a domain needs its
+   * disks */
+  if ((code = core_vm_volumes_materialize(op, v.uid, err, sizeof(err))) ||
+      (code = core_vm_seed_make(op, v.host, v.uid, v.vm->user_data, err, sizeof(err)))) {
     char m[700];
     snprintf(m, sizeof(m), "%s: %s", what, err);
+    core_vm_seed_remove(op, v.host, v.uid);
     core_vm_volumes_unmaterialize(op, v.uid, false, false);
     return core_op_finish(op, code, m, apply_remove, &rm);
   }
@@ -248,6 +252,7 @@ static int define_vm(core_op *op, const char *uid, bool start, const char *what)
     /* both or neither: no domain, so no row, and no volume it created */
     char e2[256];
     hv_domain_undefine(op->c->hv, v.host, v.uid, e2, sizeof(e2));
+    core_vm_seed_remove(op, v.host, v.uid);
     core_vm_volumes_unmaterialize(op, v.uid, false, false);
     return core_op_finish(op, code, m, apply_remove, &rm);
   }
@@ -456,6 +461,7 @@ static int exec_delete(core_op *op) {
       code = HV_OK;
     }
     if (code && code != HV_NOT_FOUND) return hv_fail(op, &v, code, "delete failed", err, false);
+    core_vm_seed_remove(op, v.host, v.uid); /* derived: it goes with the VM */
   }
   if (req->delete_volumes) {
     core_op_progress(op, 60, "deleting the VM's volumes");
@@ -618,6 +624,11 @@ int core_vm_move(core_op *op, const char *vm_uid, const char *target, bool live,
              "%s uses volumes and networks of hosts/%s, which do not move with it; detach them "
              "first",
              v.vm->name, v.host);
+    return CORE_FAILED_PRECONDITION;
+  }
+  if (v.vm->user_data && *v.vm->user_data) {
+    snprintf(err, errlen, "%s has a cloud-init config drive in a pool of hosts/%s", v.vm->name,
+             v.host);
     return CORE_FAILED_PRECONDITION;
   }
   if (target && *target) {

@@ -65,7 +65,7 @@ enum { HV_BUS_VIRTIO = 0, HV_BUS_SATA = 1, HV_BUS_SCSI = 2 };
 enum { HV_NIC_VIRTIO = 0, HV_NIC_E1000 = 1 };
 enum { HV_FW_BIOS = 0, HV_FW_UEFI = 1 };
 
-#define HV_MAX_DISKS 16
+#define HV_MAX_DISKS 17 /* a VM's 16 volumes and its config drive */
 #define HV_MAX_NICS 8
 
 typedef struct hv_disk {
@@ -375,6 +375,12 @@ int hv_vol_copy(hv *h, const char *host_id, const char *pool_uuid, const char *n
 int hv_vol_import(hv *h, const char *host_id, const char *pool_uuid, const char *name,
                   const char *format, int64_t capacity, const char *image_path, hv_vol_info *info,
                   char *err, size_t errlen);
+/* Writes `len` bytes as raw volume `name` in pool `pool_uuid`, replacing
+ * one of that name (content the server derives, such as a config drive);
+ * *info gets its path. A failed write leaves no volume. Test driver: the
+ * volume is made with the length, without the bytes. */
+int hv_vol_put(hv *h, const char *host_id, const char *pool_uuid, const char *name,
+               const void *bytes, size_t len, hv_vol_info *info, char *err, size_t errlen);
 /* A volume made from bytes the caller pushes (an image it downloads):
  * hv_vol_upload_open checks that `name` does not exist (ALREADY_EXISTS
  * with *info, as create), replaces the "<name>.part" an interrupted upload

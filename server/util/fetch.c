@@ -25,6 +25,14 @@ static bool say(char *buf, size_t len, const char *msg) {
   return false;
 }
 
+/* Host names compare case-insensitively: the normalized URL has them in
+ * lower case (libcurl keeps them as given). */
+static bool lower_host(CURLU *u, char *host) {
+  for (char *p = host; *p; p++)
+    if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+  return curl_url_set(u, CURLUPART_HOST, host, 0) == CURLUE_OK;
+}
+
 bool nc_url_normalize(const char *url, char *out, size_t outlen, char *why, size_t whylen) {
   if (!url || !*url) return say(why, whylen, "a URL is required");
   if (strlen(url) > URL_MAX) return say(why, whylen, "longer than 2048 bytes");
@@ -52,7 +60,7 @@ bool nc_url_normalize(const char *url, char *out, size_t outlen, char *why, size
     say(why, whylen, "a URL with a #fragment is not accepted");
   } else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host) {
     say(why, whylen, "the URL has no host");
-  } else if (curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK) {
+  } else if (!lower_host(u, host) || curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK) {
     say(why, whylen, "not a valid URL");
   } else if (strlen(full) >= outlen || strlen(full) > URL_MAX) {
     say(why, whylen, "longer than 2048 bytes");

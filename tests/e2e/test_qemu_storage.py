@@ -259,6 +259,36 @@ class QemuStorage(unittest.TestCase):
         self.assertEqual(sorted(os.listdir(path)),
                          sorted("%s.%s" % (self.project, n) for n in ("fromweb", "fromwebraw")))
 
+    def test_user_data_reaches_the_guest_as_a_nocloud_drive(self):
+        """cloud-init's NoCloud source: an ISO 9660 volume labelled cidata
+        with user-data and meta-data, on a disk of the running domain."""
+        path = os.path.join(self.dir, "pool-seed")
+        self.pool("qs-default", path)
+        user_data = "#cloud-config\nhostname: seeded\nruncmd:\n  - [touch, /run/seeded]\n"
+        vm = self.cl.done(self.cl.vm.CreateVm(vp.CreateVmRequest(
+            parent="projects/" + self.project, vm_id="seeded", start=True,
+            vm=vp.Vm(vcpus=1, memory_mib=128, user_data=user_data),
+            request_id=rid())).operation, timeout=180)
+        self.assertEqual(vm.state, vp.Vm.STATE_RUNNING)
+        drive = os.path.join(path, "%s.seeded.cidata" % self.project)
+        self.assertEqual(self.blklist(vm.uid).get("vdz"), drive)
+        self.assertIn("<readonly/>", virsh("dumpxml", vm.uid))
+        blkid = subprocess.run(["blkid", "-o", "export", drive], capture_output=True,
+                               text=True, check=True).stdout
+        self.assertIn("LABEL=cidata", blkid)
+        self.assertIn("TYPE=iso9660", blkid)
+
+        def member(name):
+            return subprocess.run(["bsdtar", "-xOf", drive, name], capture_output=True,
+                                  text=True, check=True).stdout
+        self.assertEqual(member("user-data"), user_data)
+        self.assertEqual(member("meta-data"),
+                         "instance-id: %s\nlocal-hostname: seeded\n" % vm.uid)
+        # deleted with the VM
+        self.cl.done(self.cl.vm.DeleteVm(vp.DeleteVmRequest(
+            name=vm.name, force=True, request_id=rid())).operation, timeout=180)
+        self.assertFalse(os.path.exists(drive))
+
     def test_vm_created_with_a_new_volume_boots_from_it(self):
         p = self.pool("qs-default", os.path.join(self.dir, "pool-default"))
         o = self.cl.vm.CreateVm(vp.CreateVmRequest(

@@ -626,6 +626,47 @@ class Nics(Base):
         delete_volume(self.root, vol.name)
 
 
+class ConfigDrive(Base):
+    """Vm.user_data: a cloud-init NoCloud drive written into --default-pool
+    on the VM's host (the qemu stage reads it back; the test driver keeps
+    no data)."""
+
+    USER_DATA = "#cloud-config\nhostname: seeded\n"
+
+    def test_config_drive_lifecycle(self):
+        host, _ = private_host(self.root)
+        pool = create_pool(self.root, host, pool_id="default").name
+        vm, name = self.create_vm(user_data=self.USER_DATA, start=True,
+                                  placement=vp.VmPlacement(host="hosts/" + host))
+        self.assertEqual((vm.state, vm.user_data, vm.host),
+                         (S.STATE_RUNNING, self.USER_DATA, "hosts/" + host))
+        self.assertEqual(len(vm.disks), 0)  # the drive is not a volume
+        # it lives in the pool of the VM's host: the VM cannot leave it
+        self.assertCode(C.FAILED_PRECONDITION, self.root.vm.MigrateVm,
+                        vp.MigrateVmRequest(name=name), contains="config drive")
+        self.verb("StopVm", name, force=True)
+        self.assertCode(C.FAILED_PRECONDITION, self.root.vm.CloneVm,
+                        vp.CloneVmRequest(name=name, vm_id=unique("c")), contains="config drive")
+        # and the pool cannot go while it holds the drive
+        self.assertCode(C.FAILED_PRECONDITION, self.root.storage.DeletePool,
+                        sp.DeletePoolRequest(name=pool),
+                        contains=["config drive", name.split("/", 1)[1]])
+        self.assertEqual(self.verb("StartVm", name).state, S.STATE_RUNNING)
+        self.verb("DeleteVm", name, force=True)
+        delete_pool(self.root, pool)
+
+    def test_a_host_without_the_default_pool_is_refused(self):
+        host, _ = private_host(self.root)
+        self.assertCode(C.FAILED_PRECONDITION, self.root.vm.CreateVm, self.create_req(
+            user_data=self.USER_DATA, placement=vp.VmPlacement(host="hosts/" + host)),
+            contains=["user_data", "hosts/%s/pools/default" % host, "--default-pool"])
+        # without user data no drive is needed
+        _, name = self.create_vm(placement=vp.VmPlacement(host="hosts/" + host))
+        self.verb("DeleteVm", name, force=True)
+        self.assertCode(C.INVALID_ARGUMENT, self.root.vm.CreateVm, self.create_req(
+            user_data="x" * (64 * 1024 + 1)), contains="user_data")
+
+
 class NicState(Base):
     """VmNic.target_device and ip_addresses: what the host shows, recorded
     by the operations that change the VM's power and by the reconciler."""

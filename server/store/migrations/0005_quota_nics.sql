@@ -10,3 +10,12 @@ ALTER TABLE quotas ADD COLUMN volumes bigint CHECK (volumes >= 0);
 ALTER TABLE vm_nics
   ADD COLUMN target_device text NOT NULL DEFAULT '',
   ADD COLUMN ip_addresses inet[] NOT NULL DEFAULT '{}';
+
+-- A VM with cloud-init user data gets a NoCloud config drive: an ISO made
+-- by the server and written into a pool of the VM's host (--default-pool
+-- there), as "{project}.{vm}.cidata". The pool cannot go while it holds
+-- one; seed_path is where the domain finds it.
+ALTER TABLE vms
+  ADD COLUMN seed_pool uuid REFERENCES pools (id),
+  ADD COLUMN seed_path text NOT NULL DEFAULT '';
+CREATE INDEX vms_seed_pool ON vms (seed_pool) WHERE seed_pool IS NOT NULL;
