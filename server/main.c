@@ -157,6 +157,8 @@ static const nc_cfg_setting settings[] = {
      "Comma-separated absolute directories on the hosts that CreateVolume may import images "
      "from (empty: image imports are refused).",
      NULL},
+    {"device-detach-timeout-s", NC_CFG_INT, "30", 1, 600,
+     "How long DetachVolume and DetachNic wait for a running guest to release the device.", NULL},
     {"storage-image-urls", NC_CFG_STRING, "", 0, 0,
      "Comma-separated http(s) URL prefixes CreateVolume may download images from (empty: URL "
      "imports are refused).",
@@ -395,6 +397,7 @@ int main(int argc, char **argv) {
       .default_pool = nc_cfg_str(cfg, "default-pool"),
       .image_dirs = nc_cfg_str(cfg, "storage-image-dirs"),
       .image_urls = nc_cfg_str(cfg, "storage-image-urls"),
+      .detach_timeout_s = (int)nc_cfg_int(cfg, "device-detach-timeout-s"),
   };
   if (!(actx.compute = core_compute_new(db, actx.events, &ccfg, err, sizeof(err)))) {
     nc_log(NC_LOG_ERROR, "cannot start", LKV_S("error", err));

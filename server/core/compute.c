@@ -50,6 +50,7 @@ core_compute *core_compute_new(store_pool *db, core_events *events, const core_c
   if (c->cfg.lease_s <= 0) c->cfg.lease_s = 30;
   if (c->cfg.heartbeat_s <= 0) c->cfg.heartbeat_s = 10;
   if (c->cfg.reconcile_s <= 0) c->cfg.reconcile_s = 60;
+  if (c->cfg.detach_timeout_s <= 0) c->cfg.detach_timeout_s = 30;
   if (cfg->replica_id && *cfg->replica_id) {
     snprintf(c->replica, sizeof(c->replica), "%s", cfg->replica_id);
   } else {

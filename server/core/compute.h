@@ -42,6 +42,7 @@ typedef struct core_compute_config {
   const char *default_pool;     /* pool id new volumes use when none is named ("default") */
   const char *image_dirs;       /* comma-separated host directories images may be imported
                                  * from; "" disables image imports */
+  int detach_timeout_s;         /* how long a hot-unplug waits for the guest (0: 30) */
   const char *image_urls;       /* comma-separated http(s) URL prefixes images may be
                                  * downloaded from; "" disables URL imports */
 } core_compute_config;

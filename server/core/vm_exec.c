@@ -1162,7 +1162,8 @@ static int exec_detach_volume(core_op *op) {
     return core_op_finish(op, CORE_OK, NULL, NULL, NULL);
   char err[512];
   bool live = false;
-  int code = hv_domain_detach_disk(op->c->hv, v.host, v.uid, target, 30, &live, err, sizeof(err));
+  int code = hv_domain_detach_disk(op->c->hv, v.host, v.uid, target, op->c->cfg.detach_timeout_s,
+                                   &live, err, sizeof(err));
   if (code) return dev_fail(op, &v, code, "detaching the volume", err);
   char m[300];
   snprintf(m, sizeof(m), "volume %s detached from %s", req->volume, target);
@@ -1252,7 +1253,8 @@ static int exec_detach_nic(core_op *op) {
   if (!have) return core_op_finish(op, CORE_OK, NULL, NULL, NULL);
   char err[512];
   bool live = false;
-  int code = hv_domain_detach_nic(op->c->hv, v.host, v.uid, req->mac, 30, &live, err, sizeof(err));
+  int code = hv_domain_detach_nic(op->c->hv, v.host, v.uid, req->mac, op->c->cfg.detach_timeout_s,
+                                  &live, err, sizeof(err));
   if (code) return dev_fail(op, &v, code, "detaching the NIC", err);
   char m[200];
   snprintf(m, sizeof(m), "NIC %s detached", req->mac);

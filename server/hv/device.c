@@ -19,6 +19,7 @@
 #include <libvirt/virterror.h>
 
 #include "hv/internal.h"
+#include "util/log.h"
 
 enum { DETACH_POLL_MS = 100 };
 
@@ -131,8 +132,7 @@ static int wait_gone(hv_dcall *d, int kind, const char *key, int timeout_s, char
     if (rc != HV_OK) return hv_fail(HV_INTERNAL, err, errlen, "cannot read the domain's devices");
     if (now_ms() >= deadline)
       return hv_fail(HV_DEADLINE_EXCEEDED, err, errlen,
-                     "the guest has not released %s %s after %d s (it is gone from the "
-                     "definition)",
+                     "the guest has not released %s %s after %d s; it stays attached",
                      kind == HV_XML_DISK ? "disk" : "NIC", key, timeout_s);
     struct timespec pause = {0, DETACH_POLL_MS * 1000 * 1000};
     nanosleep(&pause, NULL);
@@ -163,6 +163,16 @@ static int detach(hv_dcall *d, const place *p, int kind, const char *key, int ti
   }
   int rc = wait_gone(d, kind, key, timeout_s, err, errlen);
   *live = rc == HV_OK;
+  /* The guest has not let go (it may still, later): the detach failed, so
+   * the device goes back into the definition it was taken out of, and the
+   * domain stays what NovaCron records, the device attached. */
+  if (rc == HV_DEADLINE_EXCEEDED && p->in_config &&
+      virDomainAttachDeviceFlags(d->dom, p->config_el, VIR_DOMAIN_AFFECT_CONFIG) < 0) {
+    virErrorPtr e = virGetLastError();
+    nc_log(NC_LOG_ERROR, "a device the guest kept could not be put back into the definition",
+           LKV_S("device", key), LKV_S("error", e && e->message ? e->message : "?"));
+    virResetLastError();
+  }
   return rc;
 }
 
@@ -261,10 +271,11 @@ int hv_domain_detach_disk(hv *h, const char *host_id, const char *uuid, const ch
   rc = locate(&d, HV_XML_DISK, target, &p, err, errlen);
   if (rc == HV_OK) rc = detach(&d, &p, HV_XML_DISK, target, timeout_s, live, err, errlen);
   /* The volume record follows the disk: out of the definition, and out of
-   * the running domain unless the guest still holds the disk. */
-  if (rc == HV_OK || rc == HV_DEADLINE_EXCEEDED) {
+   * the running domain unless the guest still holds the disk (a timed-out
+   * detach changed nothing). */
+  if (rc == HV_OK) {
     unsigned flags = p.persistent ? VIR_DOMAIN_AFFECT_CONFIG : 0;
-    if (p.running && rc == HV_OK && (*live || !p.in_live)) flags |= VIR_DOMAIN_AFFECT_LIVE;
+    if (p.running && (*live || !p.in_live)) flags |= VIR_DOMAIN_AFFECT_LIVE;
     char merr[256];
     int mrc = set_volume(&d, flags, target, NULL, merr, sizeof(merr));
     if (rc == HV_OK && mrc != HV_OK) rc = hv_fail(mrc, err, errlen, "%s", merr);

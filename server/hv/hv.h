@@ -262,8 +262,10 @@ int hv_domain_attach_nic(hv *h, const char *host_id, const char *uuid, const hv_
                          bool *live, char *err, size_t errlen);
 /* Removes the disk with guest `target` / the NIC with `mac` from the
  * persistent definition and, when running, hot-unplugs it, waiting up to
- * `timeout_s` for the guest to release it (DEADLINE_EXCEEDED then; the
- * persistent change stays). Absent already: OK. *live as for attach: true
+ * `timeout_s` for the guest to release it. DEADLINE_EXCEEDED then, and
+ * the device is put back into the persistent definition: the domain is as
+ * before (the guest may still release the device later; a detach called
+ * again finishes then). Absent already: OK. *live as for attach: true
  * when the running domain let the device go. A guest that does not answer
  * PCI unplug requests (no OS, no ACPI hotplug) never releases a virtio
  * disk or NIC. */

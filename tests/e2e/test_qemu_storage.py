@@ -68,6 +68,7 @@ class QemuStorage(unittest.TestCase):
                           "--default-host-uri", "", "--storage-image-dirs", self.images,
                           "--default-pool", "qs-default", "--reconcile-interval-s", "1",
                           "--storage-image-urls", self.web.url("/img/"),
+                          "--device-detach-timeout-s", "2",
                           name="qemu-storage", database_url=self.db).start()
         self.ch = self.srv.channel()
         self.api = admin(self.srv, self.ch)
@@ -196,8 +197,20 @@ class QemuStorage(unittest.TestCase):
             self.cl.storage.DeleteVolume(sp.DeleteVolumeRequest(name=q.name))
         self.assertEqual(e.exception.code(), C.FAILED_PRECONDITION)
 
-        # a guest without an OS does not release a hot-plugged disk; stop it,
-        # then the detach changes the definition
+        # a guest without an OS does not release a hot-plugged disk: the
+        # detach times out and changes nothing, in libvirt or in NovaCron
+        o = self.cl.wait(self.cl.vm.DetachVolume(vp.DetachVolumeRequest(
+            name=vm.name, volume=q.name, request_id=rid())).operation, timeout=120)
+        self.assertEqual(o.state, op.Operation.STATE_FAILED)
+        self.assertEqual(o.error.code, grpc.StatusCode.DEADLINE_EXCEEDED.value[0], o.error.message)
+        self.assertIn("stays attached", o.error.message)
+        self.assertEqual(self.cl.storage.GetVolume(sp.GetVolumeRequest(name=q.name)).volume.state,
+                         sp.Volume.STATE_ATTACHED)
+        self.assertEqual([d.volume for d in self.cl.vm.GetVm(vp.GetVmRequest(
+            name=vm.name)).vm.disks], [q.name])
+        self.assertIn(vol_path, virsh("dumpxml", "--inactive", vm.uid))
+        self.assertEqual(self.blklist(vm.uid).get("vda"), vol_path)
+        # stopped, the detach changes the definition
         self.vm_verb("StopVm", vm.name, force=True)
         vm = self.vm_verb("DetachVolume", vm.name, volume=q.name)
         self.assertEqual(list(vm.disks), [])
