@@ -344,7 +344,6 @@ static int dl_begin(void *arg, int64_t length, char *err, size_t errlen) {
   }
   d->code = hv_vol_upload_open(d->op->c->hv, v->host, v->pool_uid, v->lvname, length, &d->up,
                                d->info, err, errlen);
-  d->next_report_ms = mono_ms() + 1000;
   return d->code != HV_OK;
 }
 
@@ -352,9 +351,16 @@ static int dl_data(void *arg, const void *buf, size_t n, char *err, size_t errle
   download *d = arg;
   if ((d->code = hv_vol_upload_write(d->up, buf, n, err, errlen)) != HV_OK) return 1;
   d->got += (int64_t)n;
+  return 0;
+}
+
+/* Progress every 5 s (each report is an event), and the cancellation
+ * check, also while nothing arrives. */
+static int dl_tick(void *arg, char *err, size_t errlen) {
+  download *d = arg;
   int64_t now = mono_ms();
   if (now >= d->next_report_ms) {
-    d->next_report_ms = now + 1000;
+    d->next_report_ms = now + 5000;
     char status[96];
     snprintf(status, sizeof(status), "downloaded %" PRId64 " of %" PRId64 " MiB", d->got / MIB,
              d->length / MIB);
@@ -374,10 +380,12 @@ static int fetch_volume(core_op *op, const vol_ctx *v, const char *fmt, hv_vol_i
   if (!nc_url_normalize(v->vol->source_image, url, sizeof(url), why, sizeof(why)))
     return snprintf(err, errlen, "source_image: %s", why), HV_INVALID_ARGUMENT;
   core_op_progress(op, 5, "downloading the image");
-  download d = {.op = op, .v = v, .info = info};
-  nc_fetch_sink sink = {.begin = dl_begin, .data = dl_data, .arg = &d};
+  /* the list may have narrowed since the request (a restart in between) */
+  int code = core_check_image(op->c, &op->call, "source_image", url);
+  if (code) return snprintf(err, errlen, "%s", op->msg), code;
+  download d = {.op = op, .v = v, .info = info, .next_report_ms = mono_ms() + 5000};
+  nc_fetch_sink sink = {.begin = dl_begin, .data = dl_data, .tick = dl_tick, .arg = &d};
   nc_fetch_status st = nc_fetch(url, NULL, &sink, err, errlen);
-  int code = HV_OK;
   switch (st) {
   case NC_FETCH_OK: break;
   case NC_FETCH_ABORTED: code = d.code ? d.code : HV_INTERNAL; break;
@@ -454,8 +462,15 @@ int core_volume_materialize(core_op *op, const char *vol_uid, char *err, size_t 
   vol_made m = {.uid = v.uid, .info = &info};
   char msg[256];
   core_call call = {.alloc = op->call.alloc, .msg = msg, .msglen = sizeof(msg)};
-  if ((code = core_run_tx(op->c->db, &call, vol_made_tx, &m)))
+  if ((code = core_run_tx(op->c->db, &call, vol_made_tx, &m))) {
+    /* not recorded (an import over the quota, the database away): made by
+     * this run, so it goes, or nobody would ever delete it */
+    if (!v.path[0]) {
+      char e[256];
+      hv_vol_delete(op->c->hv, v.host, v.pool_uid, v.lvname, false, e, sizeof(e));
+    }
     return snprintf(err, errlen, "%s", msg), code;
+  }
   return CORE_OK;
 }
 
@@ -465,6 +480,13 @@ int core_volume_unmaterialize(core_op *op, const char *vol_uid, bool wipe, char 
   int code = vol_load(op->c, &op->call, vol_uid, &v);
   if (code == CORE_NOT_FOUND) return CORE_OK;
   if (code) return snprintf(err, errlen, "%s", op->msg), code;
+  if (v.vol->source_case == NOVACRON__V1__VOLUME__SOURCE_SOURCE_IMAGE &&
+      core_image_is_url(v.vol->source_image)) {
+    /* what an interrupted download left: "<name>.part" is always ours */
+    char part[300], e[256];
+    snprintf(part, sizeof(part), "%s.part", v.lvname);
+    hv_vol_delete(op->c->hv, v.host, v.pool_uid, part, false, e, sizeof(e));
+  }
   /* only a volume whose making was recorded is ours to delete: a name
    * clash with someone else's volume fails the create without touching it */
   if (!v.path[0]) return CORE_OK;

@@ -617,7 +617,10 @@ int hv_snapshot_create(hv *h, const char *host_id, const char *uuid, const char 
   unsigned flags = 0;
   if (rc == HV_OK) {
     hv_snapshot_doc doc = {.name = snap, .description = description};
-    if (qemu && spec->ndisks == 0) {
+    int writable = 0;                              /* read-only disks are not snapshotted */
+    for (int i = 0; spec && i < spec->ndisks; i++) /* spec: qemu only */
+      writable += !spec->disks[i].read_only;
+    if (qemu && writable == 0) {
       if (include_memory && active) {
         rc = hv_fail(HV_UNIMPLEMENTED, err, errlen,
                      "a domain without disks cannot keep its memory in a snapshot");

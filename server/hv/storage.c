@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -531,6 +532,13 @@ int hv_vol_copy(hv *h, const char *host_id, const char *pool_uuid, const char *n
 /* ---------------------------------------------------------------------- */
 /* imports                                                                 */
 
+/* qemu-img converts only what libvirt detected as one of these. */
+static int check_image_format(const char *format, char *err, size_t errlen) {
+  if (!format[0] || strcmp(format, "raw") == 0 || strcmp(format, "qcow2") == 0) return HV_OK;
+  return hv_fail(HV_INVALID_ARGUMENT, err, errlen,
+                 "the image is %s; only qcow2 and raw images are imported", format);
+}
+
 /* The transient pools over image directories that this process created:
  * libvirt allows one pool per directory, so concurrent imports from one
  * directory share it, and the last one out destroys it. */
@@ -764,6 +772,7 @@ int hv_vol_import(hv *h, const char *host_id, const char *pool_uuid, const char 
     free(xml);
     if (rc == HV_OK && backing)
       rc = hv_fail(HV_INVALID_ARGUMENT, err, errlen, "image_path: %s has a backing file", path);
+    if (rc == HV_OK) rc = check_image_format(image_format, err, errlen);
   }
   if (rc == HV_OK) rc = create_from(&c, pool, name, format, capacity, image, &vol, err, errlen);
   if (image) virStorageVolFree(image);
@@ -778,6 +787,8 @@ int hv_vol_import(hv *h, const char *host_id, const char *pool_uuid, const char 
 /* ---------------------------------------------------------------------- */
 /* uploads (an image the caller downloads)                                 */
 
+enum { UPLOAD_HEAD = 65536 };
+
 struct hv_upload {
   hv_conn c;
   virStoragePoolPtr pool;
@@ -786,7 +797,59 @@ struct hv_upload {
   char name[256];
   char part_name[272];
   int64_t length, sent;
+  unsigned char head[UPLOAD_HEAD]; /* the image's first bytes, for check_header */
+  size_t headlen;
 };
+
+static uint64_t be64(const unsigned char *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = v << 8 | p[i];
+  return v;
+}
+
+static uint32_t be32(const unsigned char *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* What qemu-img would follow out of the image: a qcow2 backing file, an
+ * external data file (incompatible feature bit 2, or its header
+ * extension 0x44415441), each of which can name any file of the host.
+ * libvirt's volume XML shows the first only. */
+static int check_header(const unsigned char *h, size_t n, char *err, size_t errlen) {
+  if (n < 4 || memcmp(h, "QFI\xfb", 4) != 0) return HV_OK; /* not qcow2 */
+  if (n < 104) return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "the qcow2 header is cut short");
+  uint32_t version = be32(h + 4);
+  if (be64(h + 8) != 0)
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "the image has a backing file");
+  if (version < 3) return HV_OK; /* no feature bits, no extensions beyond v2's */
+  if (be64(h + 72) & 4)
+    return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "the image has an external data file");
+  size_t off = be32(h + 100);
+  while (off + 8 <= n) {
+    uint32_t type = be32(h + off), len = be32(h + off + 4);
+    if (type == 0) return HV_OK;
+    if (type == 0x44415441u)
+      return hv_fail(HV_INVALID_ARGUMENT, err, errlen, "the image names an external data file");
+    off += 8 + ((size_t)len + 7) / 8 * 8;
+  }
+  return hv_fail(HV_INVALID_ARGUMENT, err, errlen,
+                 "the qcow2 header extensions do not end within the first %d bytes", UPLOAD_HEAD);
+}
+
+/* A pool rescan, waiting (up to 10 min) while libvirt is building
+ * another volume in the pool: it refuses to rescan meanwhile. */
+static int refresh_pool(hv_conn *c, virStoragePoolPtr pool, char *err, size_t errlen) {
+  for (int i = 0; i < 600; i++) {
+    if (virStoragePoolRefresh(pool, 0) == 0) return HV_OK;
+    virErrorPtr e = virGetLastError();
+    if (!e || !e->message || !strstr(e->message, "asynchronous jobs")) break;
+    virResetLastError();
+    struct timespec pause = {1, 0};
+    nanosleep(&pause, NULL);
+  }
+  return hv_conn_fail_op(c, "scanning the pool", err, errlen);
+}
 
 static void upload_free(hv_upload *u) {
   if (u->st) {
@@ -866,6 +929,11 @@ int hv_vol_upload_write(hv_upload *u, const void *buf, size_t n, char *err, size
     return hv_fail(HV_FAILED_PRECONDITION, err, errlen,
                    "more bytes arrived than the %" PRId64 " announced", u->length);
   const char *p = buf;
+  if (u->headlen < UPLOAD_HEAD) {
+    size_t k = n < UPLOAD_HEAD - u->headlen ? n : UPLOAD_HEAD - u->headlen;
+    memcpy(u->head + u->headlen, buf, k);
+    u->headlen += k;
+  }
   for (size_t done = 0; u->st && done < n;) {
     int m = virStreamSend(u->st, p + done, n - done);
     if (m < 0) return hv_conn_fail_op(&u->c, "writing the volume", err, errlen);
@@ -882,6 +950,7 @@ int hv_vol_upload_finish(hv_upload *u, bool ok, const char *format, int64_t capa
   if (rc == HV_OK && u->sent != u->length)
     rc = hv_fail(HV_FAILED_PRECONDITION, err, errlen,
                  "the image ended after %" PRId64 " of %" PRId64 " bytes", u->sent, u->length);
+  if (rc == HV_OK) rc = check_header(u->head, u->headlen, err, errlen);
   if (rc == HV_OK && u->st) {
     int f = virStreamFinish(u->st);
     virStreamFree(u->st);
@@ -889,8 +958,7 @@ int hv_vol_upload_finish(hv_upload *u, bool ok, const char *format, int64_t capa
     if (f < 0) rc = hv_conn_fail_op(&u->c, "finishing the upload", err, errlen);
   }
   /* libvirt detects the image's format when it scans the pool again */
-  if (rc == HV_OK && virStoragePoolRefresh(u->pool, 0) < 0)
-    rc = hv_conn_fail_op(&u->c, "scanning the pool", err, errlen);
+  if (rc == HV_OK) rc = refresh_pool(&u->c, u->pool, err, errlen);
   if (rc == HV_OK) {
     virStorageVolFree(u->part);
     u->part = NULL;
@@ -907,6 +975,7 @@ int hv_vol_upload_finish(hv_upload *u, bool ok, const char *format, int64_t capa
     free(xml);
     if (rc == HV_OK && backing)
       rc = hv_fail(HV_INVALID_ARGUMENT, err, errlen, "the image has a backing file");
+    if (rc == HV_OK) rc = check_image_format(image_format, err, errlen);
   }
   virStorageVolPtr vol = NULL;
   if (rc == HV_OK)

@@ -240,6 +240,9 @@ static void add_disk(xb *b, xmlNodePtr devices, const hv_disk *d) {
   xmlNodePtr disk = xb_el(b, devices, "disk", NULL);
   xb_attr(b, disk, "type", "file");
   xb_attr(b, disk, "device", "disk");
+  /* nothing to keep of a disk the guest cannot write (a config drive);
+   * qemu could not snapshot a raw one internally anyway */
+  if (d->read_only) xb_attr(b, disk, "snapshot", "no");
   xmlNodePtr driver = xb_el(b, disk, "driver", NULL);
   xb_attr(b, driver, "name", "qemu");
   xb_attr(b, driver, "type", d->format);
@@ -629,7 +632,9 @@ bool hv_xml_snapshot_is_metadata_only(const char *snapshot_xml) {
     xp_str(ctx, root, "string(memory/@snapshot)", memory, sizeof(memory));
     only = (memory[0] == '\0' || strcmp(memory, "no") == 0) &&
            !xp_exists(ctx, root, "disks/disk[not(@snapshot='no')]") &&
-           !xp_exists(ctx, root, "domain/devices/disk[not(@device) or @device='disk']");
+           !xp_exists(ctx, root,
+                      "domain/devices/disk[(not(@device) or @device='disk') and "
+                      "not(@snapshot='no')]");
   }
   xmlXPathFreeContext(ctx);
   xmlFreeDoc(doc);

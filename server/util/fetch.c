@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define URL_MAX 2048
@@ -23,6 +24,23 @@ static bool init_ok(void) {
 static bool say(char *buf, size_t len, const char *msg) {
   if (buf && len) snprintf(buf, len, "%s", msg);
   return false;
+}
+
+/* libcurl resolves literal "." and ".." segments but leaves encoded ones
+ * (and backslashes), which web servers may decode and resolve: a path
+ * with them could leave an allowed prefix after the comparison. */
+static bool path_plain(CURLU *u) {
+  char *path = NULL;
+  if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) return false;
+  bool ok = !strchr(path, '\\');
+  for (const char *p = path; ok && (p = strchr(p, '%')); p++)
+    if (p[1] && p[2]) {
+      char hex[3] = {p[1], p[2], 0};
+      long v = strtol(hex, NULL, 16);
+      ok = v != '.' && v != '/' && v != '\\';
+    }
+  curl_free(path);
+  return ok;
 }
 
 /* Host names compare case-insensitively: the normalized URL has them in
@@ -60,6 +78,10 @@ bool nc_url_normalize(const char *url, char *out, size_t outlen, char *why, size
     say(why, whylen, "a URL with a #fragment is not accepted");
   } else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host) {
     say(why, whylen, "the URL has no host");
+  } else if (!path_plain(u)) {
+    say(why, whylen,
+        "backslashes and %-encoded '.', '/' or '\\' are not accepted in the path "
+        "(a server could resolve them out of an allowed prefix)");
   } else if (!lower_host(u, host) || curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK) {
     say(why, whylen, "not a valid URL");
   } else if (strlen(full) >= outlen || strlen(full) > URL_MAX) {
@@ -124,6 +146,17 @@ static size_t on_data(char *buf, size_t size, size_t nmemb, void *arg) {
   return n;
 }
 
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow) {
+  (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+  xfer *x = arg;
+  if (x->sink->tick && x->sink->tick(x->sink->arg, x->err, x->errlen) != 0) {
+    x->aborted = true;
+    return 1;
+  }
+  return 0;
+}
+
 /* The end of the headers: the sink learns the length before any body
  * (which a refused length would never reach). */
 static size_t on_header(char *buf, size_t size, size_t nitems, void *arg) {
@@ -175,6 +208,9 @@ nc_fetch_status nc_fetch(const char *url, const nc_fetch_opts *opts, const nc_fe
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, cerr);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &x);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &x);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &x);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);

@@ -26,6 +26,8 @@ typedef struct nc_fetch_sink {
   int (*begin)(void *arg, int64_t length, char *err, size_t errlen);
   /* Each piece of the body, in order; nonzero stops as begin. */
   int (*data)(void *arg, const void *buf, size_t n, char *err, size_t errlen);
+  /* About once a second, data or not (optional); nonzero stops as begin. */
+  int (*tick)(void *arg, char *err, size_t errlen);
   void *arg;
 } nc_fetch_sink;
 

@@ -269,6 +269,18 @@ class QemuStorage(unittest.TestCase):
             request_id=rid())).operation, timeout=180)
         self.assertEqual(o.state, op.Operation.STATE_FAILED)
         self.assertIn("backing file", o.error.message)
+        # formats other than qcow2 and raw (a VMDK can name host files as
+        # extents) are refused
+        vmdk = os.path.join(self.images, "disk.vmdk")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", vmdk, "16M"], check=True)
+        with open(vmdk, "rb") as f:
+            self.web.files["/img/disk.vmdk"] = f.read()
+        o = self.cl.wait(self.cl.storage.CreateVolume(sp.CreateVolumeRequest(
+            parent="projects/" + self.project, volume_id="vmdk",
+            volume=sp.Volume(pool=p.name, source_image=self.web.url("/img/disk.vmdk")),
+            request_id=rid())).operation, timeout=180)
+        self.assertEqual(o.state, op.Operation.STATE_FAILED)
+        self.assertIn("only qcow2 and raw", o.error.message)
         self.assertEqual(sorted(os.listdir(path)),
                          sorted("%s.%s" % (self.project, n) for n in ("fromweb", "fromwebraw")))
 
@@ -297,6 +309,11 @@ class QemuStorage(unittest.TestCase):
         self.assertEqual(member("user-data"), user_data)
         self.assertEqual(member("meta-data"),
                          "instance-id: %s\nlocal-hostname: seeded\n" % vm.uid)
+        # the read-only drive is left out of snapshots (qemu cannot snapshot
+        # a raw disk): the VM still takes them
+        snap = self.cl.done(self.cl.vm.CreateSnapshot(vp.CreateSnapshotRequest(
+            parent=vm.name, snapshot_id="s1", request_id=rid())).operation, timeout=180)
+        self.assertTrue(snap.name.endswith("/snapshots/s1"))
         # deleted with the VM
         self.cl.done(self.cl.vm.DeleteVm(vp.DeleteVmRequest(
             name=vm.name, force=True, request_id=rid())).operation, timeout=180)

@@ -1007,6 +1007,27 @@ class Images(Case):
         self.assertLessEqual(usage(self.root_api, project).volume_gib, 2)
 
 
+def qcow2_header(backing_offset=0, incompatible=0, extensions=()):
+    """The first 64 KiB of a version-3 qcow2 image (header, extensions),
+    enough for the import's checks; the rest of the image is zeros."""
+    h = bytearray(65536)
+    h[0:4] = b"QFI\xfb"
+    h[4:8] = (3).to_bytes(4, "big")
+    h[8:16] = backing_offset.to_bytes(8, "big")
+    h[20:24] = (16).to_bytes(4, "big")  # cluster bits
+    h[24:32] = (64 * MIB).to_bytes(8, "big")  # virtual size
+    h[72:80] = incompatible.to_bytes(8, "big")
+    h[96:100] = (4).to_bytes(4, "big")  # refcount order
+    h[100:104] = (104).to_bytes(4, "big")  # header length
+    off = 104
+    for kind, data in extensions:
+        h[off:off + 4] = kind.to_bytes(4, "big")
+        h[off + 4:off + 8] = len(data).to_bytes(4, "big")
+        h[off + 8:off + 8 + len(data)] = data
+        off += 8 + (len(data) + 7) // 8 * 8
+    return bytes(h)
+
+
 class UrlImports(Case):
     """Imports from --storage-image-urls, served by a local HTTP server.
     The test driver cannot take the bytes (no virStorageVolUpload): it
@@ -1018,6 +1039,13 @@ class UrlImports(Case):
         cls.web = image_server.ImageServer().start()
         cls.web.files["/ok/disk.img"] = os.urandom(3 * MIB)
         cls.web.files["/ok/odd.img"] = os.urandom(MIB + 5)
+        # qcow2 headers naming host files: a backing file, an external data
+        # file by feature bit and by header extension
+        cls.web.files["/ok/backing.qcow2"] = qcow2_header(backing_offset=512)
+        cls.web.files["/ok/datafile-bit.qcow2"] = qcow2_header(incompatible=4)
+        cls.web.files["/ok/datafile-ext.qcow2"] = qcow2_header(
+            extensions=[(0x44415441, b"/etc/shadow")])
+        cls.web.files["/ok/clean.qcow2"] = qcow2_header(extensions=[(0x6803f857, b"x" * 48)])
         cls.srv, cls.ch, cls.root_api, cls.root = start_server(
             "UrlImports", None, "--storage-image-urls",
             cls.web.url("/ok/") + ",http://127.0.0.1:1/cloud/,https://images.example.org/cloud/")
@@ -1053,7 +1081,9 @@ class UrlImports(Case):
         self.assertEqual((disk.size_bytes, disk.source_image), (3 * MIB, url))
         self.root.done(self.root.vm.DeleteVm(vp.DeleteVmRequest(
             name=name, delete_volumes=True, request_id=rid())).operation)
-        for x in (v, odd, big):
+        # a qcow2 header with harmless extensions passes the checks
+        clean = self.root.done(self.create(self.web.url("/ok/clean.qcow2")).operation)
+        for x in (v, odd, big, clean):
             delete_volume(self.root, x.name)
 
     def test_refused_urls_are_never_fetched(self):
@@ -1070,6 +1100,7 @@ class UrlImports(Case):
         for image, part in (("http://u:pw@127.0.0.1:%d/ok/disk.img" % port, "credentials"),
                             ("http://127.0.0.1:%d/ok/disk.img#x" % port, "fragment"),
                             ("http://127.0.0.1:%d/ok/a b.img" % port, "encoded"),
+                            ("http://127.0.0.1:%d/ok/%%2e%%2e/secret.img" % port, "encoded"),
                             ("http://", "URL"), ("http://127.0.0.1:99999/ok/x", "URL")):
             self.assertCode(C.INVALID_ARGUMENT, self.create, image,
                             contains=["volume.source_image", part])
@@ -1080,6 +1111,9 @@ class UrlImports(Case):
                  ("/ok/redirect", C.FAILED_PRECONDITION, "redirect"),
                  ("/ok/chunked", C.FAILED_PRECONDITION, "Content-Length"),
                  ("/ok/huge", C.RESOURCE_EXHAUSTED, "available"))
+        cases += (("/ok/backing.qcow2", C.INVALID_ARGUMENT, "backing file"),
+                  ("/ok/datafile-bit.qcow2", C.INVALID_ARGUMENT, "external data file"),
+                  ("/ok/datafile-ext.qcow2", C.INVALID_ARGUMENT, "names an external data file"))
         for path, code, part in cases:
             with self.subTest(path=path):
                 o = self.root.failed(self.create(self.web.url(path)).operation)

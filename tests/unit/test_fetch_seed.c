@@ -40,6 +40,13 @@ static void test_normalize(void **state) {
   normalize_refused("http://h/x#f", "fragment");
   normalize_refused("http://h/a b", "encoded");
   normalize_refused("h/x", "valid");
+  /* encoded dots and slashes a web server might resolve after the check */
+  normalize_refused("https://h/pub/%2e%2e/private/x", "encoded");
+  normalize_refused("https://h/pub/.%2E/private/x", "encoded");
+  normalize_refused("https://h/pub/%2E./x", "encoded");
+  normalize_refused("https://h/pub%2f..%2fprivate", "encoded");
+  normalize_refused("https://h/pub/..%5cprivate", "encoded");
+  normalize_ok("https://h/pub/a%20b.img?x=%2e", "https://h/pub/a%20b.img?x=%2e");
   normalize_refused("", "required");
   char longurl[2200];
   memset(longurl, 'a', sizeof(longurl) - 1);
