@@ -25,6 +25,15 @@ ADDR CA PASSWORD:
                                   with their volumes (not timed)
   qemu-networks TAG N NET_BASE    N CreateNetwork (isolated, NET_BASE.i.0/24,
                                   DHCP .100-.200) on hosts/qemu; then deleted
+  qemu-images POOL_ID TAG N SIZE_MIB DIR PORT
+                                  N CreateVolume importing a qcow2 image of
+                                  SIZE_MIB (3/4 written, made in DIR) from its
+                                  host path, N downloading it from an HTTP
+                                  server on 127.0.0.1:PORT in this process;
+                                  N CreateVm without and N with user_data
+                                  (config drive into pool POOL_ID + "s", the
+                                  server's --default-pool, made in DIR);
+                                  everything deleted (not timed)
   qemu-teardown POOL_ID           deletes the pool with its directory
   summary API_SAMPLES RAW_SAMPLES the qemu figures of all rounds together,
                                   API against raw (no server needed)
@@ -256,6 +265,62 @@ def qemu_networks(cl, tag, n, base):
                 .operation, timeout=120)
 
 
+def qemu_images(cl, pool_id, tag, n, size_mib, images_dir, port):
+    """Imports of one qcow2 image (SIZE MiB, 3/4 written) into the pool: N
+    from its host path, N downloaded over HTTP from this process; then N
+    CreateVm without and N with user_data (the config drive: an ISO built
+    and uploaded into pool `default` of hosts/qemu, made here)."""
+    import subprocess
+    import image_server
+    image = os.path.join(images_dir, "bench.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", image, "%dM" % size_mib],
+                   check=True)
+    subprocess.run(["qemu-io", "-c", "write -P 0x5a 0 %dM" % (size_mib * 3 // 4), image],
+                   check=True, capture_output=True)
+    web = image_server.ImageServer(port).start()
+    with open(image, "rb") as f:
+        web.files["/img/bench.qcow2"] = f.read()
+    nbytes = len(web.files["/img/bench.qcow2"])
+    print("image: qcow2, %d MiB virtual, %.1f MiB file" % (size_mib, nbytes / MIB), flush=True)
+    pool = "hosts/qemu/pools/" + pool_id
+    for kind, src in (("path", image), ("url", web.url("/img/bench.qcow2"))):
+        xs, names = [], []
+        for i in range(n):
+            vid = "qi-%s-%s-%03d" % (tag, kind, i)
+            xs.append(timed(cl, lambda vid=vid, src=src: cl.storage.CreateVolume(
+                sp.CreateVolumeRequest(parent=PARENT, volume_id=vid, request_id=rid(),
+                                       volume=sp.Volume(pool=pool, format=QCOW2,
+                                                        source_image=src)))))
+            names.append("%s/volumes/%s" % (PARENT, vid))
+        stats("CreateVolume(qemu, import from %s, %.0f MiB file)" % (kind, nbytes / MIB), xs,
+              "qemu.Import." + kind)
+        print("  throughput at p50: %.0f MiB/s" % (nbytes / MIB / (sorted(xs)[n // 2] / 1000)),
+              flush=True)
+        for name in names:
+            cl.done(cl.storage.DeleteVolume(sp.DeleteVolumeRequest(name=name, request_id=rid()))
+                    .operation, timeout=120)
+    web.stop()
+    # the server runs with --default-pool POOL_ID + "s"
+    seed_pool = create_pool(cl, "qemu", pool_id + "s", os.path.join(images_dir, "seedpool"))
+    user_data = "#cloud-config\n" + "write_files:\n" + "".join(
+        "  - path: /etc/bench/%d\n    content: %s\n" % (i, "x" * 40) for i in range(16))
+    for kind, ud in (("plain", ""), ("user_data", user_data)):
+        xs, names = [], []
+        for i in range(n):
+            vid = "qs-%s-%s-%03d" % (tag, kind.replace("_", ""), i)
+            xs.append(timed(cl, lambda vid=vid, ud=ud: cl.vm.CreateVm(vp.CreateVmRequest(
+                parent=PARENT, vm_id=vid, request_id=rid(),
+                vm=vp.Vm(vcpus=1, memory_mib=128, user_data=ud,
+                         placement=vp.VmPlacement(host="hosts/qemu"))))))
+            names.append("%s/vms/%s" % (PARENT, vid))
+        stats("CreateVm(qemu, %s)" % kind, xs, "qemu.CreateVm." + kind)
+        for name in names:
+            cl.done(cl.vm.DeleteVm(vp.DeleteVmRequest(name=name, request_id=rid())).operation,
+                    timeout=120)
+    cl.done(cl.storage.DeletePool(sp.DeletePoolRequest(
+        name=seed_pool.name, delete_storage=True, request_id=rid())).operation, timeout=120)
+
+
 def qemu_teardown(cl, pool_id):
     cl.done(cl.storage.DeletePool(sp.DeletePoolRequest(
         name="hosts/qemu/pools/" + pool_id, delete_storage=True, request_id=rid())).operation,
@@ -303,6 +368,8 @@ def main():
         qemu_attach(cl, a[0], a[1], int(a[2]), int(a[3]), int(a[4]), float(a[5]))
     elif mode == "qemu-networks":
         qemu_networks(cl, a[0], int(a[1]), a[2])
+    elif mode == "qemu-images":
+        qemu_images(cl, a[0], a[1], int(a[2]), int(a[3]), a[4], int(a[5]))
     elif mode == "qemu-teardown":
         qemu_teardown(cl, a[0])
     else:

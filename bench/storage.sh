@@ -6,6 +6,7 @@
 #                    [--pages N] [--qemu] [--qemu-iterations N] [--rounds N]
 #                    [--attach-per-vm N] [--settle S] [--size-gib N]
 #                    [--skip-test-driver] [--samples DIR] [--wait-load LOAD]
+#                    [--images N] [--image-mib N]
 #
 # Starts its own private PostgreSQL (tests/pg.sh) and server. On the built-in
 # test hypervisor (hosts/default, a dir pool created first): CreateVolume
@@ -26,6 +27,10 @@
 # busy spell on a shared machine does not fall on one side only; the last
 # lines sum up all rounds, API against raw.
 #
+# --images N (with --qemu; 0 = off) also times N image imports of a qcow2
+# image of --image-mib (256) MiB from a host path and from an HTTP URL, and
+# N CreateVm without and with user_data (the cloud-init config drive).
+#
 # Latencies are timed from the call until WaitOperation reports the
 # Operation done. --samples DIR keeps every timed call (api.txt, raw.txt).
 # --wait-load LOAD first waits (up to 25 min, polling every 30 s) until the
@@ -44,6 +49,8 @@ PER_VM=8
 SETTLE=5
 SIZE_GIB=1
 TESTDRV=1
+IMAGES=0
+IMAGE_MIB=256
 SAMPLES=
 WAIT_LOAD=
 while (($#)); do
@@ -59,6 +66,8 @@ while (($#)); do
   --settle) SETTLE=$2; shift ;;
   --size-gib) SIZE_GIB=$2; shift ;;
   --skip-test-driver) TESTDRV=0 ;;
+  --images) IMAGES=$2; shift ;;
+  --image-mib) IMAGE_MIB=$2; shift ;;
   --samples) SAMPLES=$2; shift ;;
   --wait-load) WAIT_LOAD=$2; shift ;;
   -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
@@ -100,9 +109,11 @@ leftovers() { # libvirt objects of ours a failed run left behind
   for x in $(vsh net-list --all --name | grep -E "^($RAWP-|default\.qn-)"); do
     vsh net-destroy "$x" >/dev/null; vsh net-undefine "$x" >/dev/null
   done
-  if vsh pool-info "$POOL" >/dev/null; then
-    vsh pool-destroy "$POOL" >/dev/null; vsh pool-undefine "$POOL" >/dev/null
-  fi
+  for x in "$POOL" "${POOL}s"; do
+    if vsh pool-info "$x" >/dev/null; then
+      vsh pool-destroy "$x" >/dev/null; vsh pool-undefine "$x" >/dev/null
+    fi
+  done
   return 0
 }
 cleanup() {
@@ -127,8 +138,12 @@ if ((QEMU)); then
   # shellcheck disable=SC1091
   . "$TMP/libvirtd/stage.env"
 fi
+WEBPORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$TMP/images"
 "$SERVER_BIN" --listen 127.0.0.1:0 --tls-cert "$TMP/certs/server.crt" --tls-key "$TMP/certs/server.key" \
   --ready-file "$TMP/ready" --access-log=false --rate-limit-rps 0 --log-level warn \
+  --storage-image-dirs "$TMP/images" --storage-image-urls "http://127.0.0.1:$WEBPORT/img/" \
+  --default-pool "${POOL}s" \
   2>"$TMP/server.log" &
 SRV=$!
 for _ in $(seq 400); do [[ -s $TMP/ready ]] && break; sleep 0.05; done
@@ -178,6 +193,10 @@ XML
       done
     done
   done
+  if ((IMAGES > 0)); then
+    echo "-- images and config drives"
+    py qemu-images "$POOL" img "$IMAGES" "$IMAGE_MIB" "$TMP/images" "$WEBPORT"
+  fi
   py qemu-teardown "$POOL"
   echo "== qemu, all $ROUNDS rounds"
   /usr/bin/python3 "$ROOT/bench/storage.py" summary "$SAMPLES/api.txt" "$SAMPLES/raw.txt"

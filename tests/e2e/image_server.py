@@ -48,10 +48,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class ImageServer:
-    def __init__(self):
+    def __init__(self, port=0):
         self.files = {}
         self.requests = []
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self.httpd.owner = self
         self.httpd.daemon_threads = True
         # a client that hangs up early (an import refusing a length) is expected
