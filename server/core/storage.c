@@ -617,6 +617,18 @@ static int pool_figures_tx(store_conn *conn, core_tx *tx) {
   return code;
 }
 
+void core_pool_figures_now(core_compute *c, core_call *call, const char *host,
+                           const char *pool_uid) {
+  pool_get_arg a = {.c = c};
+  snprintf(a.uid, sizeof(a.uid), "%s", pool_uid);
+  char err[256], msg[256];
+  /* libvirt's own figures, which it adjusts on every volume it makes or
+   * deletes: no rescan of the pool */
+  if (hv_pool_info_get(c->hv, host, pool_uid, false, &a.live, err, sizeof(err)) != HV_OK) return;
+  core_call fc = {.alloc = call->alloc, .msg = msg, .msglen = sizeof(msg)};
+  core_run_tx(c->db, &fc, pool_figures_tx, &a);
+}
+
 CORE_COMPUTE_FN(get_pool, GetPoolRequest, GetPoolResponse) {
   char host[64], pool[64];
   int code = pool_name_arg(call, "name", req->name, host, pool);

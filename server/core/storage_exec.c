@@ -471,6 +471,7 @@ int core_volume_materialize(core_op *op, const char *vol_uid, char *err, size_t 
     }
     return snprintf(err, errlen, "%s", msg), code;
   }
+  core_pool_figures_now(op->c, &op->call, v.host, v.pool_uid);
   return CORE_OK;
 }
 
@@ -491,6 +492,7 @@ int core_volume_unmaterialize(core_op *op, const char *vol_uid, bool wipe, char 
    * clash with someone else's volume fails the create without touching it */
   if (!v.path[0]) return CORE_OK;
   code = hv_vol_delete(op->c->hv, v.host, v.pool_uid, v.lvname, wipe, err, errlen);
+  if (code == HV_OK) core_pool_figures_now(op->c, &op->call, v.host, v.pool_uid);
   return code == HV_NOT_FOUND ? CORE_OK : code;
 }
 
@@ -626,6 +628,7 @@ static int exec_resize_volume(core_op *op) {
   vol_apply ok = {.uid = op->target_uid, .state = state, .size = req->size_bytes, .alloc = -1};
   if (hv_vol_info_get(op->c->hv, v.host, v.pool_uid, v.lvname, &info, e, sizeof(e)) == HV_OK)
     ok.alloc = info.allocation;
+  core_pool_figures_now(op->c, &op->call, v.host, v.pool_uid);
   return core_op_finish(op, CORE_OK, NULL, apply_volume, &ok);
 }
 

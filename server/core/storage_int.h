@@ -81,6 +81,12 @@ int core_volume_materialize(core_op *op, const char *vol_uid, char *err, size_t 
 int core_volume_unmaterialize(core_op *op, const char *vol_uid, bool wipe, char *err,
                               size_t errlen);
 
+/* Records pool `pool_uid`'s figures as libvirt has them now (after a
+ * volume was made or deleted), so the next request sees the space;
+ * best effort, no version bump. */
+void core_pool_figures_now(core_compute *c, core_call *call, const char *host,
+                           const char *pool_uid);
+
 /* Validation shared by CreateVolume and VmDiskNewVolume. */
 int core_check_image(core_compute *c, core_call *call, const char *field, const char *image);
 /* An http:// or https:// source_image (else a host path). */
