@@ -12,7 +12,9 @@
  * go to the host id, so placement is deterministic.
  *
  * Decisions are serialized by a transaction-level advisory lock, so two
- * concurrent creates never both take the last room on a host.
+ * concurrent creates never both take the last room on a host. A VM being
+ * migrated counts on its destination too (vms.migrating_to) while the
+ * operation moving it runs, so migrations and drains reserve their room.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -45,8 +47,10 @@ int core_place(core_tx *tx, store_conn *conn, core_compute *c, const Novacron__V
   code = core_q(tx, conn, "place_hosts",
                 "SELECT h.id, h.host_id, h.state, h.cordoned, h.cpu_count, h.memory_mib, "
                 "h.labels::text, coalesce(sum(v.vcpus), 0), coalesce(sum(v.memory_mib), 0) FROM "
-                "hosts h LEFT JOIN vms v ON v.host = h.id AND ($1::uuid IS NULL OR v.id <> "
-                "$1::uuid) GROUP BY h.id ORDER BY h.host_id",
+                "hosts h LEFT JOIN vms v ON (v.host = h.id OR (v.migrating_to = h.id AND "
+                "EXISTS (SELECT 1 FROM operations o WHERE o.id = v.migrating_op AND o.state IN "
+                "(1, 2)))) AND ($1::uuid IS NULL OR v.id <> $1::uuid) GROUP BY h.id ORDER BY "
+                "h.host_id",
                 1, p, &r);
   if (code) return code;
   /* the project's VMs with their labels and hosts, for (anti-)affinity */

@@ -1028,6 +1028,14 @@ static int migrate_check(core_tx *tx, store_conn *conn, verb_arg *a, const Novac
           "target_host: %s is %s%s; migrations need a READY, uncordoned host", req->target_host,
           cordoned ? "cordoned" : "not ready",
           cordoned && st != NOVACRON__V1__HOST__STATE__STATE_READY ? " and not ready" : "");
+    /* its room now, as an early answer (the operation checks it again and
+     * holds it while it moves the VM) */
+    Novacron__V1__Vm pinned = *vm;
+    Novacron__V1__VmPlacement pl = NOVACRON__V1__VM_PLACEMENT__INIT;
+    pl.host = req->target_host;
+    pinned.placement = &pl;
+    char h[64], hu[40];
+    if ((code = core_place(tx, conn, a->c, &pinned, puid, uid, cur, h, hu))) return code;
   } else {
     char h[64], hu[40];
     int code = core_place(tx, conn, a->c, vm, puid, uid, cur, h, hu);

@@ -297,6 +297,8 @@ typedef struct pick_arg {
   core_compute *c;
   const Novacron__V1__Vm *vm;
   const char *uid, *exclude;
+  const char *pin;   /* a migration's explicit target: only its room counts */
+  const char *op_id; /* a move: reserve the room for this operation */
   char host[64], host_uid[40], puid[40];
   bool assign; /* record the choice as the VM's host */
 } pick_arg;
@@ -308,7 +310,28 @@ static int pick_tx(store_conn *conn, core_tx *tx) {
   if (code) return code;
   snprintf(a->puid, sizeof(a->puid), "%s", PQgetvalue(r, 0, 21));
   PQclear(r);
-  code = core_place(tx, conn, a->c, a->vm, a->puid, a->uid, a->exclude, a->host, a->host_uid);
+  const Novacron__V1__Vm *vm = a->vm;
+  Novacron__V1__Vm pinned;
+  Novacron__V1__VmPlacement pl = NOVACRON__V1__VM_PLACEMENT__INIT;
+  char hn[80];
+  if (a->pin && *a->pin) { /* the caller chose the host: its rules do not apply */
+    pinned = *a->vm;
+    snprintf(hn, sizeof(hn), "hosts/%s", a->pin);
+    pl.host = hn;
+    pinned.placement = &pl;
+    vm = &pinned;
+  }
+  code = core_place(tx, conn, a->c, vm, a->puid, a->uid, a->exclude, a->host, a->host_uid);
+  if (code == CORE_OK && a->op_id) {
+    /* held until the move is recorded or the operation ends */
+    const char *p[] = {a->uid, a->host_uid, a->op_id};
+    if ((code = core_q(tx, conn, "vm_reserve_move",
+                       "UPDATE vms SET migrating_to = $2::uuid, migrating_op = $3::uuid WHERE id = "
+                       "$1::uuid",
+                       3, p, &r)))
+      return code;
+    PQclear(r);
+  }
   if (code || !a->assign) return code;
   /* a VM without a host (its host was deregistered): place it for good */
   const char *p[] = {a->uid, a->host_uid};
@@ -561,8 +584,8 @@ int core_vm_record_move(core_tx *tx, store_conn *conn, core_op *op, const char *
   if (host_uid) {
     const char *p[] = {uid, host_uid};
     int code = core_q(tx, conn, "vm_set_host",
-                      "UPDATE vms SET host = $2::uuid, version = version + 1, updated_at = now() "
-                      "WHERE id = $1::uuid",
+                      "UPDATE vms SET host = $2::uuid, migrating_to = NULL, migrating_op = NULL, "
+                      "version = version + 1, updated_at = now() WHERE id = $1::uuid",
                       2, p, &r);
     if (code) return code;
     PQclear(r);
@@ -643,10 +666,17 @@ int core_vm_move(core_op *op, const char *vm_uid, const char *target, bool live,
                h.cordoned ? "cordoned" : "not ready");
       return CORE_FAILED_PRECONDITION;
     }
+    /* and its room, which this move then holds (other moves see it) */
+    pick_arg p = {
+        .c = op->c, .vm = v.vm, .uid = v.uid, .exclude = v.host, .pin = target, .op_id = op->id};
+    if ((code = core_run_tx(op->c->db, &op->call, pick_tx, &p))) {
+      snprintf(err, errlen, "%s", op->msg);
+      return code;
+    }
     snprintf(dst, 64, "%s", target);
     snprintf(dst_uid, 40, "%s", h.uid);
   } else {
-    pick_arg p = {.c = op->c, .vm = v.vm, .uid = v.uid, .exclude = v.host};
+    pick_arg p = {.c = op->c, .vm = v.vm, .uid = v.uid, .exclude = v.host, .op_id = op->id};
     if ((code = core_run_tx(op->c->db, &op->call, pick_tx, &p))) {
       snprintf(err, errlen, "%s", op->msg);
       return code;

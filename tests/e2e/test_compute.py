@@ -5,6 +5,7 @@ hosts), driven by Python grpcio. Every method, every illegal transition,
 bad input, quotas, placement, idempotent retries, operations and the
 events a watcher sees."""
 import os
+import subprocess
 import threading
 import time
 import unittest
@@ -521,6 +522,40 @@ class Placement(Base):
         back = self.verb("MigrateVm", name)
         self.assertEqual(back.host, "hosts/" + self.big)
         self.verb("DeleteVm", name)
+
+    def sql(self, statement):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        r = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d",
+                            self.srv.database_url, "-c", statement],
+                           capture_output=True, text=True, env=env, timeout=30, check=True)
+        return r.stdout.strip()
+
+    def test_a_move_in_progress_holds_its_room(self):
+        """A VM being migrated counts on its destination while the operation
+        moving it runs: a second move (or a create) cannot take that room."""
+        held, _ = create_vm(self.root, self.project, memory_mib=1200)
+        other, oname = create_vm(self.root, self.project, memory_mib=1200)
+        self.assertEqual((held.host, other.host), ("hosts/" + self.big,) * 2)
+        # `held` is being moved to `small` (2048 MiB) by an operation another
+        # replica runs (its lease keeps this server off it)
+        op_id = self.sql(
+            "INSERT INTO operations (verb, target, request, state, claimed_by, lease_until) "
+            "VALUES ('novacron.v1.VmService.MigrateVm', '%s', '\\x', 2, 'elsewhere', "
+            "now() + interval '1 hour') RETURNING id" % held.name).splitlines()[0]
+        self.sql("UPDATE vms SET migrating_to = (SELECT id FROM hosts WHERE host_id = '%s'), "
+                 "migrating_op = '%s' WHERE id = '%s'" % (self.small, op_id, held.uid))
+        self.assertCode(C.RESOURCE_EXHAUSTED, self.root.vm.MigrateVm, vp.MigrateVmRequest(
+            name=oname, target_host="hosts/" + self.small), contains="1200 MiB")
+        self.assertCode(C.RESOURCE_EXHAUSTED, self.root.vm.CreateVm, vp.CreateVmRequest(
+            parent="projects/" + self.project, vm_id=unique("v"), vm=vp.Vm(
+                vcpus=1, memory_mib=1200,
+                placement=vp.VmPlacement(host_selector=[Label(key="disk", value="hdd")]))))
+        # the move ends (its operation no longer runs): the room is free again
+        self.sql("UPDATE operations SET state = 4, ended_at = now() WHERE id = '%s'" % op_id)
+        moved = self.verb("MigrateVm", oname, target_host="hosts/" + self.small)
+        self.assertEqual(moved.host, "hosts/" + self.small)
+        for n in (held.name, oname):
+            self.verb("DeleteVm", n)
 
 
 class Operations(Base):

@@ -19,3 +19,10 @@ ALTER TABLE vms
   ADD COLUMN seed_pool uuid REFERENCES pools (id),
   ADD COLUMN seed_path text NOT NULL DEFAULT '';
 CREATE INDEX vms_seed_pool ON vms (seed_pool) WHERE seed_pool IS NOT NULL;
+
+-- A VM being moved holds room on its destination for as long as the
+-- operation that moves it (migrating_op) runs: placement counts it there
+-- too, so concurrent migrations and drains cannot overcommit a host.
+ALTER TABLE vms
+  ADD COLUMN migrating_to uuid REFERENCES hosts (id) ON DELETE SET NULL,
+  ADD COLUMN migrating_op uuid;
