@@ -86,6 +86,12 @@ void core_ts_text(const Google__Protobuf__Timestamp *ts, char *buf, size_t len);
 
 /* The uuid of project `project` (its id); NOT_FOUND "project ... not found". */
 int core_project_uid(core_tx *tx, store_conn *conn, const char *project, char uid[40]);
+/* The quota check every create and grow shares: row 0 of `r` holds n
+ * limits (columns 0..n-1, NULL = unlimited) and their usage (columns
+ * used_col..used_col+n-1); RESOURCE_EXHAUSTED naming the first limit that
+ * add[i] more (only positive ones count) would pass. Frees r. */
+int core_quota_check(core_tx *tx, PGresult *r, const char *const *names, const int64_t *add, int n,
+                     int used_col);
 
 /* Resource ids: 1-63 of [a-z0-9-], starting with a letter. */
 bool core_id_valid(const char *id);

@@ -567,18 +567,9 @@ static int check_quota(core_tx *tx, store_conn *conn, const char *project_uid) {
                     "FROM quotas q WHERE q.project = $1::uuid FOR UPDATE OF q",
                     1, p, &r);
   if (code) return code;
-  if (PQntuples(r) == 0 || !core_val(r, 0, 0)) {
-    PQclear(r);
-    return CORE_OK;
-  }
-  int64_t limit = core_i64(r, 0, 0), used = core_i64(r, 0, 1);
-  PQclear(r);
-  if (used + 1 > limit)
-    return core_fail(tx->call, CORE_RESOURCE_EXHAUSTED,
-                     "quota exceeded: networks would be %" PRId64 " (%" PRId64
-                     " used + 1 requested), the limit is %" PRId64,
-                     used + 1, used, limit);
-  return CORE_OK;
+  static const char *const what[] = {"networks"};
+  static const int64_t one[] = {1};
+  return core_quota_check(tx, r, what, one, 1, 1);
 }
 
 /* The host must exist and be READY; writes its uid. */

@@ -357,25 +357,9 @@ int core_volume_quota(core_tx *tx, store_conn *conn, const char *project_uid, in
                     "FOR UPDATE OF q",
                     1, p, &r);
   if (code) return code;
-  if (PQntuples(r) == 0) {
-    PQclear(r);
-    return CORE_OK;
-  }
-  const char *what[] = {"volumes", "volume_gib"};
+  static const char *const what[] = {"volumes", "volume_gib"};
   const int64_t add[] = {add_count, add_gib};
-  for (int i = 0; i < 2; i++) {
-    if (add[i] <= 0 || !core_val(r, 0, i)) continue;
-    int64_t limit = core_i64(r, 0, i), used = core_i64(r, 0, 2 + i);
-    if (used + add[i] > limit) {
-      PQclear(r);
-      return core_fail(tx->call, CORE_RESOURCE_EXHAUSTED,
-                       "quota exceeded: %s would be %" PRId64 " (%" PRId64 " used + %" PRId64
-                       " requested), the limit is %" PRId64,
-                       what[i], used + add[i], used, add[i], limit);
-    }
-  }
-  PQclear(r);
-  return CORE_OK;
+  return core_quota_check(tx, r, what, add, 2, 2);
 }
 
 static int check_id(core_call *call, const char *field, const char *id) {

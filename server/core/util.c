@@ -533,3 +533,20 @@ int core_project_uid(core_tx *tx, store_conn *conn, const char *project, char ui
   PQclear(r);
   return CORE_OK;
 }
+
+int core_quota_check(core_tx *tx, PGresult *r, const char *const *names, const int64_t *add, int n,
+                     int used_col) {
+  for (int i = 0; PQntuples(r) > 0 && i < n; i++) {
+    if (add[i] <= 0 || !core_val(r, 0, i)) continue;
+    int64_t limit = core_i64(r, 0, i), used = core_i64(r, 0, used_col + i);
+    if (used + add[i] > limit) {
+      PQclear(r);
+      return core_fail(tx->call, CORE_RESOURCE_EXHAUSTED,
+                       "quota exceeded: %s would be %" PRId64 " (%" PRId64 " used + %" PRId64
+                       " requested), the limit is %" PRId64,
+                       names[i], used + add[i], used, add[i], limit);
+    }
+  }
+  PQclear(r);
+  return CORE_OK;
+}

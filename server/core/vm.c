@@ -318,25 +318,9 @@ static int check_quota(core_tx *tx, store_conn *conn, const char *project_uid, i
                     "$1::uuid FOR UPDATE OF q",
                     1, p, &r);
   if (code) return code;
-  if (PQntuples(r) == 0) {
-    PQclear(r);
-    return CORE_OK;
-  }
   static const char *const what[] = {"vcpus", "memory_mib", "vms"};
-  int64_t want[] = {vcpus, mem, nvms};
-  for (int k = 0; k < 3; k++) {
-    if (!core_val(r, 0, k)) continue;
-    int64_t limit = core_i64(r, 0, k), used = core_i64(r, 0, 3 + k);
-    if (used + want[k] > limit) {
-      PQclear(r);
-      return core_fail(tx->call, CORE_RESOURCE_EXHAUSTED,
-                       "quota exceeded: %s would be %" PRId64 " (%" PRId64 " used + %" PRId64
-                       " requested), the limit is %" PRId64,
-                       what[k], used + want[k], used, want[k], limit);
-    }
-  }
-  PQclear(r);
-  return CORE_OK;
+  const int64_t want[] = {vcpus, mem, nvms};
+  return core_quota_check(tx, r, what, want, 3, 3);
 }
 
 static int create_tx(store_conn *conn, core_tx *tx) {
