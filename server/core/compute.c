@@ -72,6 +72,11 @@ core_compute *core_compute_new(store_pool *db, core_events *events, const core_c
     core_compute_free(c);
     return NULL;
   }
+  /* before the journal: recovering resumes this replica id's operations */
+  if (core_replica_claim(c, err, errlen) != CORE_OK) {
+    core_compute_free(c);
+    return NULL;
+  }
   recover_arg ra = {.replica = c->replica};
   char msg[256];
   core_arena arena;
@@ -109,6 +114,7 @@ void core_compute_free(core_compute *c) {
   if (!c) return;
   core_ops_stop(c);
   if (c->bg_started) pthread_join(c->bg, NULL);
+  core_replica_release(c);
   if (c->hv) hv_destroy(c->hv);
   while (c->notes) {
     hv_note *n = c->notes;

@@ -38,6 +38,7 @@ struct core_compute {
   hv *hv;
   core_compute_config cfg;
   char replica[128];
+  char instance[40]; /* this process's row in replicas (core/replica.c) */
   pthread_mutex_t mu;
   pthread_cond_t work;  /* operations may be waiting */
   pthread_cond_t done;  /* an operation finished (WaitOperation) */
@@ -284,6 +285,16 @@ int core_network_spec(const Novacron__V1__Network *n, const char *uid, hv_net_sp
 /* ---- reconciliation (core/reconcile.c) ---- */
 void core_reconcile_host(core_compute *c, const char *host_id, bool restore_ephemeral);
 void core_reconcile_note(core_compute *c, const char *host, const char *uuid, int state);
+
+/* ---- one live server per replica id (core/replica.c) ---- */
+
+/* Records this server under its replica id; FAILED_PRECONDITION (err
+ * says which server) when a live server holds the id. */
+int core_replica_claim(core_compute *c, char *err, size_t errlen);
+/* Refreshes the record (with the operation leases); logs a takeover. */
+void core_replica_beat(core_compute *c, store_conn *conn);
+/* Removes the record at a clean stop. */
+void core_replica_release(core_compute *c);
 void *core_compute_bg(void *arg);
 void core_reconcile_all(core_compute *c);
 void core_compute_on_event(const hv_event *ev, void *arg);

@@ -496,6 +496,7 @@ void core_ops_renew_leases(core_compute *c) {
                  "WHERE state = 2 AND claimed_by = $1 AND lease_until IS NOT NULL",
                  2, p, &r) == STORE_OK)
     PQclear(r);
+  core_replica_beat(c, conn);
   store_pool_release(conn);
 }
 

@@ -192,6 +192,10 @@ class Server:
 
     def command(self):
         cmd = [SERVER_BIN, "--listen", "127.0.0.1:0", "--ready-file", self.ready_file]
+        # servers of concurrent tests share databases: each is its own
+        # replica unless the test names one (to restart it as the same)
+        if not any(a == "--replica-id" or a.startswith("--replica-id=") for a in self.args):
+            cmd += ["--replica-id", os.path.basename(self.dir)]
         if self.tls:
             cmd += ["--tls-cert", cert("server.crt"), "--tls-key", cert("server.key")]
         else:

@@ -4,7 +4,9 @@ different replica that must wait for the dead one's leases). Afterwards
 every operation has ended (SUCCEEDED, FAILED or CANCELLED), every VM is in
 a settled state that matches its hypervisor, and no row is lost: each VM
 whose CreateVm was accepted exists unless its operation failed."""
+import os
 import signal
+import subprocess
 import time
 import unittest
 
@@ -114,6 +116,38 @@ class Crash(unittest.TestCase):
         finally:
             ch2.close()
             harness.stop_and_assert(srv2)
+
+
+class ReplicaIds(unittest.TestCase):
+    def count(self, db, replica):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        r = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-d", db, "-c",
+                            "SELECT count(*) FROM replicas WHERE id = '%s'" % replica],
+                           capture_output=True, text=True, env=env, timeout=30, check=True)
+        return int(r.stdout.strip())
+
+    def test_one_live_server_per_replica_id(self):
+        """Two live servers with one replica id would resume each other's
+        operations: the second is refused; a killed one can be replaced at
+        once on this machine; a clean stop gives the id back."""
+        db = harness.create_database("replicas")
+        first = Server("--replica-id", "twin", name="twin-1", database_url=db).start()
+        try:
+            second = Server("--replica-id", "twin", name="twin-2", database_url=db)
+            with self.assertRaises(harness.ServerError) as ctx:
+                second.start()
+            self.assertIn("--replica-id twin is in use by a running server", str(ctx.exception))
+            self.assertIn("pid %d" % first.proc.pid, str(ctx.exception))
+            other = Server("--replica-id", "other", name="other", database_url=db).start()
+            harness.stop_and_assert(other)
+            self.assertEqual(self.count(db, "other"), 0)
+        finally:
+            first.kill()
+        # killed: its row stays, but its process is gone, so the id is free
+        self.assertEqual(self.count(db, "twin"), 1)
+        again = Server("--replica-id", "twin", name="twin-3", database_url=db).start()
+        harness.stop_and_assert(again)
+        self.assertEqual(self.count(db, "twin"), 0)
 
 
 if __name__ == "__main__":

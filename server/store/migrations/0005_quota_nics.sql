@@ -26,3 +26,18 @@ CREATE INDEX vms_seed_pool ON vms (seed_pool) WHERE seed_pool IS NOT NULL;
 ALTER TABLE vms
   ADD COLUMN migrating_to uuid REFERENCES hosts (id) ON DELETE SET NULL,
   ADD COLUMN migrating_op uuid;
+
+-- The servers sharing this database, by --replica-id: a replica id names
+-- the claims on operations that a restarted server resumes, so two live
+-- servers must never share one. A server records itself at start (refusing
+-- an id a live server holds), refreshes seen_at with its operation leases
+-- and removes its row when it stops.
+CREATE TABLE replicas (
+  id text PRIMARY KEY,
+  instance uuid NOT NULL,
+  hostname text NOT NULL DEFAULT '',
+  boot_id text NOT NULL DEFAULT '',
+  pid integer NOT NULL DEFAULT 0,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  seen_at timestamptz NOT NULL DEFAULT now()
+);
