@@ -178,6 +178,11 @@ int core_emit(core_tx *tx, store_conn *conn, core_op *op, int type, const char *
                                                    "array_to_string(n.ip_addresses, ','), ';') " \
                                                    "FROM vm_nics n WHERE n.vm = v.id)"
 #define VM_NCOLS 24
+/* SQL: VM row `v` has an operation in progress, its own or the drain that
+ * is moving it (vms.migrating_op). */
+#define VM_BUSY_SQL(v)                                                             \
+  "EXISTS (SELECT 1 FROM operations o WHERE (o.target_uid = " v ".id OR o.id = " v \
+  ".migrating_op) AND o.state IN (1, 2))"
 #define VM_FROM " FROM vms v JOIN projects p ON p.id = v.project LEFT JOIN hosts h ON h.id = v.host"
 Novacron__V1__Vm *core_vm_from_row(core_call *call, const PGresult *r, int i);
 /* Reads a VM (optionally FOR UPDATE OF v) by its uid; NOT_FOUND if gone. */

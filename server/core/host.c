@@ -634,7 +634,8 @@ static int host_vms_tx(store_conn *conn, core_tx *tx) {
   PGresult *r;
   int code = core_q(tx, conn, "host_vms",
                     "SELECT v.id, v.state, 'projects/' || p.project_id || '/vms/' || v.vm_id, "
-                    "octet_length(v.disks) > 0 OR octet_length(v.nics) > 0 FROM "
+                    "octet_length(v.disks) > 0 OR octet_length(v.nics) > 0 OR v.seed_pool IS NOT "
+                    "NULL FROM "
                     "vms v JOIN projects p ON p.id = v.project JOIN hosts h ON h.id = v.host WHERE "
                     "h.host_id = $1 ORDER BY v.created_at",
                     1, p, &r);
@@ -668,6 +669,47 @@ typedef struct vm_after_apply {
 static int vm_after_tx(store_conn *conn, core_tx *tx) {
   vm_after_apply *a = tx->arg;
   return core_vm_record_move(tx, conn, NULL, a->uid, a->host_uid, a->state, "", NULL);
+}
+
+/* The drain takes one VM at a time: none while an operation of its own
+ * runs (*busy gets a message then); while the drain has it, the VM's own
+ * verbs answer that the drain is in progress (core_op_active). */
+typedef struct drain_take_arg {
+  const char *uid, *op_id, *name;
+  bool release;
+  char busy[300];
+} drain_take_arg;
+
+static int drain_take_tx(store_conn *conn, core_tx *tx) {
+  drain_take_arg *a = tx->arg;
+  const char *k[] = {a->uid, a->op_id};
+  PGresult *r;
+  if (a->release) {
+    int code = core_q(tx, conn, "drain_release",
+                      "UPDATE vms SET migrating_op = NULL, migrating_to = NULL WHERE id = "
+                      "$1::uuid AND migrating_op = $2::uuid",
+                      2, k, &r);
+    if (code == CORE_OK) PQclear(r);
+    return code;
+  }
+  int code = core_q(tx, conn, "drain_lock_vm", "SELECT 1 FROM vms WHERE id = $1::uuid FOR UPDATE",
+                    1, k, &r);
+  if (code) return code;
+  PQclear(r);
+  char id[40], verb[96];
+  if ((code = core_op_active(tx, conn, a->uid, id, verb))) return code;
+  if (id[0] && strcmp(id, a->op_id) != 0) {
+    const char *v = strrchr(verb, '.');
+    snprintf(a->busy, sizeof(a->busy),
+             "%s has an operation in progress (%s, %s); drain again when it has ended", a->name,
+             v ? v + 1 : verb, id);
+    return CORE_OK;
+  }
+  if ((code = core_q(tx, conn, "drain_take",
+                     "UPDATE vms SET migrating_op = $2::uuid WHERE id = $1::uuid", 2, k, &r)))
+    return code;
+  PQclear(r);
+  return CORE_OK;
 }
 
 /* Stops a domain: an ACPI request, up to `timeout_s` for the guest, then
@@ -736,9 +778,18 @@ static int exec_drain(core_op *op) {
       failed++;
       if (!first_err[0])
         snprintf(first_err, sizeof(first_err),
-                 "%s uses volumes or networks of hosts/%s and cannot move; detach them or "
-                 "drain with MODE_STOP",
+                 "%s uses volumes, networks or a config drive of hosts/%s and cannot move; "
+                 "detach them or drain with MODE_STOP",
                  vms.names[i], host);
+      continue;
+    }
+    drain_take_arg take = {.uid = vms.uids[i], .op_id = op->id, .name = vms.names[i]};
+    char tm[256];
+    core_call tc = {.alloc = &op->arena.alloc, .msg = tm, .msglen = sizeof(tm)};
+    if (core_run_tx(op->c->db, &tc, drain_take_tx, &take) || take.busy[0]) {
+      failed++;
+      if (!first_err[0])
+        snprintf(first_err, sizeof(first_err), "%s", take.busy[0] ? take.busy : tm);
       continue;
     }
     if (stop || cold) {
@@ -772,15 +823,17 @@ static int exec_drain(core_op *op) {
       after.host_uid = dst_uid;
       after.state = fs;
     }
+    char m[256];
+    core_call cc = {.alloc = &op->arena.alloc, .msg = m, .msglen = sizeof(m)};
+    if (code == HV_OK && core_run_tx(op->c->db, &cc, vm_after_tx, &after))
+      nc_warnf("drain %s: cannot record %s: %s", host, vms.names[i], m);
+    take.release = true; /* the VM is its own again */
+    core_run_tx(op->c->db, &tc, drain_take_tx, &take);
     if (code) {
       failed++;
       if (!first_err[0]) snprintf(first_err, sizeof(first_err), "%s: %s", vms.names[i], err);
       continue;
     }
-    char m[256];
-    core_call cc = {.alloc = &op->arena.alloc, .msg = m, .msglen = sizeof(m)};
-    if (core_run_tx(op->c->db, &cc, vm_after_tx, &after))
-      nc_warnf("drain %s: cannot record %s: %s", host, vms.names[i], m);
   }
   int n = vms.n;
   free(vms.uids);
@@ -894,9 +947,8 @@ static int beat_tx(store_conn *conn, core_tx *tx) {
    * progress keep theirs: the operation will report) */
   const char *p[] = {uid};
   if ((code = core_q(tx, conn, "host_vms_unknown",
-                     "SELECT v.id FROM vms v WHERE v.host = $1::uuid AND v.state <> 9 AND NOT "
-                     "EXISTS (SELECT 1 FROM operations o WHERE o.target_uid = v.id AND o.state IN "
-                     "(1, 2))",
+                     "SELECT v.id FROM vms v WHERE v.host = $1::uuid AND v.state <> 9 AND "
+                     "NOT " VM_BUSY_SQL("v"),
                      1, p, &r)))
     return code;
   for (int i = 0; i < PQntuples(r) && !code; i++)

@@ -307,8 +307,9 @@ int core_op_active(core_tx *tx, store_conn *conn, const char *target_uid, char i
   PGresult *r;
   const char *p[] = {target_uid};
   int code = core_q(tx, conn, "op_active",
-                    "SELECT id, verb FROM operations WHERE target_uid = $1::uuid AND state IN "
-                    "(1, 2) ORDER BY seq LIMIT 1",
+                    "SELECT id, verb FROM operations WHERE (target_uid = $1::uuid OR id = "
+                    "(SELECT migrating_op FROM vms WHERE id = $1::uuid)) AND state IN (1, 2) "
+                    "ORDER BY seq LIMIT 1",
                     1, p, &r);
   if (code) return code;
   if (PQntuples(r)) {
@@ -322,6 +323,7 @@ int core_op_active(core_tx *tx, store_conn *conn, const char *target_uid, char i
 int core_op_busy(core_call *call, const char *what, const char *op_id, const char *verb,
                  const char *project) {
   const char *short_verb = strrchr(verb, '.');
+  if (strstr(verb, ".HostService.")) project = ""; /* a drain: system-level */
   return core_fail(call, CORE_FAILED_PRECONDITION,
                    "%s has an operation in progress (%s, %s%s%soperations/%s); wait for it or "
                    "cancel it",

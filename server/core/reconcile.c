@@ -56,9 +56,7 @@ static int rows_tx(store_conn *conn, core_tx *tx) {
   host_rows *a = tx->arg;
   const char *p[] = {a->host, a->uuid};
   return core_q(tx, conn, "reconcile_rows",
-                "SELECT " VM_COLS
-                ", EXISTS (SELECT 1 FROM operations o WHERE o.target_uid = v.id "
-                "AND o.state IN (1, 2))" VM_FROM
+                "SELECT " VM_COLS ", " VM_BUSY_SQL("v") VM_FROM
                 " WHERE ($1 = '' OR h.host_id = $1) AND ($2::uuid IS NULL OR v.id = $2::uuid)",
                 2, p, &a->r);
 }
@@ -77,9 +75,8 @@ static int fix_tx(store_conn *conn, core_tx *tx) {
   const char *p[] = {a->uid, a->version};
   PGresult *r;
   int code = core_q(tx, conn, "reconcile_lock",
-                    "SELECT EXISTS (SELECT 1 FROM operations o WHERE o.target_uid = v.id AND "
-                    "o.state IN (1, 2)) OR v.version <> $2::bigint FROM vms v WHERE v.id = "
-                    "$1::uuid FOR UPDATE",
+                    "SELECT " VM_BUSY_SQL("v") " OR v.version <> $2::bigint FROM vms v WHERE "
+                    "v.id = $1::uuid FOR UPDATE",
                     2, p, &r);
   if (code) return code;
   bool skip = PQntuples(r) == 0 || core_bool(r, 0, 0);

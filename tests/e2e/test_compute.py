@@ -53,6 +53,22 @@ class Base(unittest.TestCase):
     def get(self, name):
         return self.root.vm.GetVm(vp.GetVmRequest(name=name)).vm
 
+    def sql(self, statement):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        r = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d",
+                            self.srv.database_url, "-c", statement],
+                           capture_output=True, text=True, env=env, timeout=30, check=True)
+        return r.stdout.strip()
+
+    def foreign_op(self, verb, target, target_uid=None):
+        """An operation another replica is running (its lease keeps this
+        server off it); returns its id."""
+        return self.sql(
+            "INSERT INTO operations (verb, target, target_uid, request, state, claimed_by, "
+            "lease_until) VALUES ('novacron.v1.%s', '%s', %s, '\\x', 2, 'elsewhere', "
+            "now() + interval '1 hour') RETURNING id" % (
+                verb, target, "'%s'" % target_uid if target_uid else "NULL")).splitlines()[0]
+
     def verb(self, method, name, **kw):
         req = getattr(vp, method + "Request")(name=name, request_id=rid(), **kw)
         return self.root.done(getattr(self.root.vm, method)(req).operation)
@@ -162,6 +178,33 @@ class Hosts(Base):
         self.assertCode(C.FAILED_PRECONDITION, self.root.host.DrainHost, hp.DrainHostRequest(
             name="hosts/" + dst, target_hosts=["hosts/" + src]), contains="cordoned")
         for n in (running, stopped):
+            self.verb("DeleteVm", n, force=True)
+
+    def test_drain_takes_each_vm_from_its_own_operations(self):
+        d = harness.tmpdir("node-")
+        hid = unique("h")
+        register_host(self.root, hid, node_xml(os.path.join(d, "n.xml")))
+        busy, a = create_vm(self.root, self.project, hid, start=True)
+        free, b = create_vm(self.root, self.project, hid, start=True)
+        # a's own operation runs (on another replica): the drain leaves a alone
+        held = self.foreign_op("VmService.RebootVm", a, busy.uid)
+        o = self.root.wait(self.root.host.DrainHost(hp.DrainHostRequest(
+            name="hosts/" + hid, mode=hp.DrainHostRequest.MODE_STOP, request_id=rid())).operation)
+        self.assertEqual(o.state, op.Operation.STATE_FAILED)
+        self.assertIn("1 of 2 VMs could not be moved; first: %s has an operation in progress "
+                      "(RebootVm, %s)" % (a, held), o.error.message)
+        self.assertEqual((self.get(a).state, self.get(b).state),
+                         (S.STATE_RUNNING, S.STATE_STOPPED))
+        self.sql("UPDATE operations SET state = 4, ended_at = now() WHERE id = '%s'" % held)
+        # while a drain has a VM, the VM's own verbs wait for it
+        drain = self.foreign_op("HostService.DrainHost", "hosts/" + hid)
+        self.sql("UPDATE vms SET migrating_op = '%s' WHERE id = '%s'" % (drain, free.uid))
+        msg = self.assertCode(C.FAILED_PRECONDITION, self.root.vm.StartVm,
+                              vp.StartVmRequest(name=b), contains="DrainHost")
+        self.assertIn("(DrainHost, operations/%s)" % drain, msg)
+        self.sql("UPDATE operations SET state = 4, ended_at = now() WHERE id = '%s'" % drain)
+        self.assertEqual(self.verb("StartVm", b).state, S.STATE_RUNNING)
+        for n in (a, b):
             self.verb("DeleteVm", n, force=True)
 
     def test_drain_stops_vms_and_cordons(self):
@@ -523,13 +566,6 @@ class Placement(Base):
         self.assertEqual(back.host, "hosts/" + self.big)
         self.verb("DeleteVm", name)
 
-    def sql(self, statement):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        r = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d",
-                            self.srv.database_url, "-c", statement],
-                           capture_output=True, text=True, env=env, timeout=30, check=True)
-        return r.stdout.strip()
-
     def test_a_move_in_progress_holds_its_room(self):
         """A VM being migrated counts on its destination while the operation
         moving it runs: a second move (or a create) cannot take that room."""
@@ -538,10 +574,7 @@ class Placement(Base):
         self.assertEqual((held.host, other.host), ("hosts/" + self.big,) * 2)
         # `held` is being moved to `small` (2048 MiB) by an operation another
         # replica runs (its lease keeps this server off it)
-        op_id = self.sql(
-            "INSERT INTO operations (verb, target, request, state, claimed_by, lease_until) "
-            "VALUES ('novacron.v1.VmService.MigrateVm', '%s', '\\x', 2, 'elsewhere', "
-            "now() + interval '1 hour') RETURNING id" % held.name).splitlines()[0]
+        op_id = self.foreign_op("VmService.MigrateVm", held.name)
         self.sql("UPDATE vms SET migrating_to = (SELECT id FROM hosts WHERE host_id = '%s'), "
                  "migrating_op = '%s' WHERE id = '%s'" % (self.small, op_id, held.uid))
         self.assertCode(C.RESOURCE_EXHAUSTED, self.root.vm.MigrateVm, vp.MigrateVmRequest(

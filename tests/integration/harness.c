@@ -137,6 +137,10 @@ int harness_server_start(harness_server *srv, const harness_options *opts) {
   args[n++] = srv->ready;
   args[n++] = "--log-level";
   args[n++] = "warn";
+  /* servers of concurrent tests share databases: each its own replica */
+  const char *base = strrchr(srv->dir, '/');
+  args[n++] = "--replica-id";
+  args[n++] = base ? base + 1 : srv->dir;
   if (opts->insecure) {
     args[n++] = "--insecure";
   } else {
