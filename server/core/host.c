@@ -634,8 +634,8 @@ static int host_vms_tx(store_conn *conn, core_tx *tx) {
   PGresult *r;
   int code = core_q(tx, conn, "host_vms",
                     "SELECT v.id, v.state, 'projects/' || p.project_id || '/vms/' || v.vm_id, "
-                    "octet_length(v.disks) > 0 OR octet_length(v.nics) > 0 OR v.seed_pool IS NOT "
-                    "NULL FROM "
+                    "octet_length(v.disks) > 0 OR octet_length(v.nics) > 0 OR v.user_data <> '' "
+                    "FROM "
                     "vms v JOIN projects p ON p.id = v.project JOIN hosts h ON h.id = v.host WHERE "
                     "h.host_id = $1 ORDER BY v.created_at",
                     1, p, &r);
@@ -706,7 +706,9 @@ static int drain_take_tx(store_conn *conn, core_tx *tx) {
     return CORE_OK;
   }
   if ((code = core_q(tx, conn, "drain_take",
-                     "UPDATE vms SET migrating_op = $2::uuid WHERE id = $1::uuid", 2, k, &r)))
+                     "UPDATE vms SET migrating_op = $2::uuid, migrating_to = NULL WHERE id = "
+                     "$1::uuid",
+                     2, k, &r)))
     return code;
   PQclear(r);
   return CORE_OK;

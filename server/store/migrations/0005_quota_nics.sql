@@ -38,6 +38,9 @@ CREATE TABLE replicas (
   hostname text NOT NULL DEFAULT '',
   boot_id text NOT NULL DEFAULT '',
   pid integer NOT NULL DEFAULT 0,
+  pidns text NOT NULL DEFAULT '',        -- /proc/self/ns/pid: pids compare only within one
+  start_ticks bigint NOT NULL DEFAULT 0, -- the process's start time: a reused pid is not it
+  lease_s integer NOT NULL DEFAULT 30,   -- its --operation-lease-s (seen_at is renewed at a third)
   started_at timestamptz NOT NULL DEFAULT now(),
   seen_at timestamptz NOT NULL DEFAULT now()
 );
