@@ -87,6 +87,19 @@ typedef struct lq_field {
   bool wildcard; /* LQ_STRING only: `= "abc*"` is a prefix match */
 } lq_field;
 
+/* The field rows every List table repeats: a filterable enum (its count
+ * taken from the array) and the orderable, prefix-matchable `name`. */
+#define LQ_ENUM_FIELD(field, col, values)                                 \
+  {                                                                       \
+    .name = (field), .column = (col), .type = LQ_ENUM, .enums = (values), \
+    .nenums = sizeof(values) / sizeof((values)[0]), .filterable = true    \
+  }
+#define LQ_NAME_FIELD(col)                                                                     \
+  {                                                                                            \
+    .name = "name", .column = (col), .type = LQ_STRING, .filterable = true, .orderable = true, \
+    .wildcard = true                                                                           \
+  }
+
 /* What one List RPC allows; a constant next to its handler. */
 typedef struct lq_spec {
   const lq_field *fields;

@@ -749,12 +749,7 @@ static const lq_enum_value op_states[] = {
     {"STATE_FAILED", 4},  {"STATE_CANCELLED", 5},
 };
 static const lq_field op_fields[] = {
-    {.name = "state",
-     .column = "o.state",
-     .type = LQ_ENUM,
-     .enums = op_states,
-     .nenums = 5,
-     .filterable = true},
+    LQ_ENUM_FIELD("state", "o.state", op_states),
     {.name = "verb", .column = "o.verb", .type = LQ_STRING, .filterable = true, .wildcard = true},
     {.name = "target",
      .column = "o.target",
